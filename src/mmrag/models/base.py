@@ -1,0 +1,43 @@
+"""The encoder roles. Implementations live one per file beside this one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["ImageTextEncoder", "TextEncoder"]
+
+
+@runtime_checkable
+class ImageTextEncoder(Protocol):
+    """Images and texts into one space (the CLIP family). Outputs are L2-normalised float32.
+
+    ``preprocess`` is a pure, picklable function (PIL image -> uint8 HWC array at
+    the model's input size) so decoding and preprocessing can run in worker
+    processes; ``encode_pixels`` takes a batch of those arrays.
+    """
+
+    model_id: str
+    dim: int
+    image_size: int
+
+    def preprocess(self, image: Image.Image) -> np.ndarray: ...
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray: ...
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """Text chunks and queries into a text space. Outputs are L2-normalised float32."""
+
+    model_id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray: ...

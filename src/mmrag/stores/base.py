@@ -1,0 +1,69 @@
+"""The vector store role.
+
+A store holds :class:`~mmrag.types.Item` records in one collection with one or
+more named vector spaces (``"clip"`` for images, ``"text"`` for text chunks).
+An item may have a vector in any subset of the spaces; an item without a vector
+in a space is kept and gettable but not found by vector search in that space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..types import Hit, Item, Where
+
+__all__ = ["VectorStore"]
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Items plus vectors, searchable by vector (and by full text where the backend has it)."""
+
+    #: Names and dimensions of the vector spaces this store was opened with.
+    spaces: Mapping[str, int]
+
+    def upsert(self, items: Sequence[Item], vectors: Mapping[str, np.ndarray]) -> None:
+        """Insert or replace items by id.
+
+        ``vectors[space]`` is a float32 array of shape ``(len(items), dim)``; a row
+        of NaN means "no vector in this space" for that item. A space missing from
+        the mapping means no vectors in it for any of these items.
+        """
+        ...
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove items by id; unknown ids are ignored."""
+        ...
+
+    def query(
+        self, space: str, vector: np.ndarray, k: int, where: Where | None = None
+    ) -> list[Hit]:
+        """The ``k`` nearest items in ``space`` by cosine similarity (score in [-1, 1])."""
+        ...
+
+    def text_query(self, text: str, k: int, where: Where | None = None) -> list[Hit]:
+        """Full-text (BM25) search over item text; raises StoreError where unsupported."""
+        ...
+
+    def get(self, ids: Sequence[str]) -> list[Item]:
+        """Items by id, in the order asked; unknown ids are left out."""
+        ...
+
+    def get_vectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by id for one space; ids without a vector are left out."""
+        ...
+
+    def find(self, where: Where, limit: int | None = None) -> list[Item]:
+        """Items matching a filter, in no particular order."""
+        ...
+
+    def count(self, where: Where | None = None) -> int:
+        """How many items (matching the filter)."""
+        ...
+
+    def optimize(self) -> None:
+        """Build or refresh indexes and reclaim space after bulk writes."""
+        ...

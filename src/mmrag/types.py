@@ -1,0 +1,111 @@
+"""Plain data shared by every layer: items, hits and filters."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Union
+
+__all__ = [
+    "VISUAL_KINDS",
+    "Hit",
+    "Item",
+    "Kind",
+    "Range",
+    "Where",
+    "content_hash",
+    "item_id",
+]
+
+Kind = Literal["image", "page", "figure", "slide", "text", "product"]
+
+#: Kinds whose vector lives in the CLIP image space.
+VISUAL_KINDS: frozenset[str] = frozenset({"image", "page", "figure", "slide"})
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric range for filters; ``None`` bounds are open."""
+
+    gte: float | None = None
+    lte: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+
+
+#: A metadata filter: every key must match (AND). A value matches by equality,
+#: a list/tuple/set means "in", and a :class:`Range` a numeric range. Keys are
+#: item fields (``kind``, ``source``, ``parent``, ``page``, ``doc``) or metadata
+#: keys (``category``, ``price``, ``tags``, ...). For list-valued metadata such as
+#: ``tags`` equality means "contains".
+Where = Mapping[str, Union[str, int, float, bool, list, tuple, set, frozenset, Range]]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One indexed thing: an image, a page, a figure, a slide, a text chunk or a product.
+
+    ``source`` is where the original lives (a path or URL; never the pixels).
+    ``content_hash`` identifies the bytes it was made from, so unchanged inputs
+    are skipped. ``thumb`` references a thumbnail in the index's blob store by
+    content hash. ``metadata`` holds typed fields where they matter (caption,
+    price, category, tags, width, height) and free-form values otherwise.
+    """
+
+    id: str
+    kind: Kind
+    source: str
+    content_hash: str = ""
+    parent: str | None = None
+    text: str | None = None
+    doc: str | None = None
+    page: int | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    thumb: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_(self, **changes: Any) -> Item:
+        """Return a copy with some fields changed."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: the item, its score (higher is better) and where it came from.
+
+    ``via`` names the retrieval paths that found it (``clip``, ``text``, ``bm25``).
+    """
+
+    item: Item
+    score: float
+    via: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: id, score, kind, source and the rest of the item."""
+        it = self.item
+        return {
+            "id": it.id,
+            "score": round(float(self.score), 6),
+            "kind": it.kind,
+            "source": it.source,
+            "parent": it.parent,
+            "text": it.text,
+            "doc": it.doc,
+            "page": it.page,
+            "bbox": list(it.bbox) if it.bbox else None,
+            "thumb": it.thumb,
+            "metadata": dict(it.metadata),
+            "via": list(self.via),
+        }
+
+
+def content_hash(data: bytes) -> str:
+    """The content address used everywhere: hex SHA-256 of the bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def item_id(source: str, *parts: object) -> str:
+    """A stable id for the item made from ``source`` (and a sub-part such as page 3)."""
+    key = "\x1f".join([source, *map(str, parts)])
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
