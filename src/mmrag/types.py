@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 __all__ = [
     "VISUAL_KINDS",
@@ -39,7 +39,7 @@ class Range:
 #: item fields (``kind``, ``source``, ``parent``, ``page``, ``doc``) or metadata
 #: keys (``category``, ``price``, ``tags``, ...). For list-valued metadata such as
 #: ``tags`` equality means "contains".
-Where = Mapping[str, Union[str, int, float, bool, list, tuple, set, frozenset, Range]]
+Where = Mapping[str, str | int | float | bool | list | tuple | set | frozenset | Range]
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,16 @@ class Item:
 class Hit:
     """A search result: the item, its score (higher is better) and where it came from.
 
-    ``via`` names the retrieval paths that found it (``clip``, ``text``, ``bm25``).
+    ``via`` names the retrieval paths that found it (``clip``, ``text``, ``bm25``)
+    and ``scores`` holds each path's own score (cosine similarity, or BM25).
+    ``evidence`` lists items folded into this hit (a caption or chunk of a page).
     """
 
     item: Item
     score: float
     via: tuple[str, ...] = ()
+    scores: Mapping[str, float] = field(default_factory=dict)
+    evidence: tuple[Item, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: id, score, kind, source and the rest of the item."""
@@ -97,6 +101,8 @@ class Hit:
             "thumb": it.thumb,
             "metadata": dict(it.metadata),
             "via": list(self.via),
+            "scores": {path: round(float(v), 6) for path, v in self.scores.items()},
+            "evidence": [{"id": e.id, "kind": e.kind, "text": e.text} for e in self.evidence],
         }
 
 

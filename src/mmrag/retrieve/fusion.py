@@ -32,5 +32,14 @@ def rrf(
             via.setdefault(key, []).append(path)
             if key not in best or rank < best[key][0]:
                 best[key] = (rank, hit)
+    path_scores: dict[str, dict[str, float]] = {}
+    for path, hits in ranked.items():
+        for hit in hits:
+            path_scores.setdefault(hit.item.id, {}).setdefault(path, hit.score)
     order = sorted(scores, key=lambda key: (-scores[key], best[key][0], key))
-    return [Hit(best[key][1].item, scores[key], tuple(via[key])) for key in order]
+    return [
+        Hit(
+            best[key][1].item, scores[key], tuple(via[key]), path_scores[key], best[key][1].evidence
+        )
+        for key in order
+    ]

@@ -1,0 +1,125 @@
+"""``mmrag index`` and ``mmrag stats``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..app import open_index
+from .common import EXIT_OK, EXIT_PARTIAL, index_options, run_guarded, settings_from
+
+
+def _parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: expected key=value", param_hint="--meta")
+        try:
+            meta[key.strip()] = json.loads(value)
+        except ValueError:
+            meta[key.strip()] = value
+    return meta
+
+
+@click.command("index")
+@click.argument("targets", nargs=-1, required=True)
+@index_options()
+@click.option(
+    "--meta",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Metadata for every item from these sources (JSON values allowed).",
+)
+@click.option("--prune", is_flag=True, help="Forget indexed files under TARGETS that are gone.")
+@click.option("--force", is_flag=True, help="Re-embed even unchanged files.")
+@click.option(
+    "--reembed",
+    is_flag=True,
+    help="The index was built with another model: re-embed everything with --model.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def index_cmd(
+    targets: tuple[str, ...],
+    index_dir: Path | None,
+    model: str | None,
+    as_json: bool,
+    meta: tuple[str, ...],
+    prune: bool,
+    force: bool,
+    reembed: bool,
+    no_progress: bool,
+) -> int:
+    """Index files, folders (recursive), globs and URLs (or .urls lists)."""
+    metadata = _parse_meta(meta)
+
+    def body() -> int:
+        with open_index(settings=settings_from(index_dir, model), reembed=reembed) as index:
+            bar = None if (as_json or no_progress) else _progress_bar()
+            report = index.add(
+                list(targets), metadata=metadata, prune=prune, force=force, progress=bar
+            )
+            if bar is not None:
+                bar.close()  # type: ignore[attr-defined]
+        if as_json:
+            click.echo(json.dumps(report.to_dict()))
+        else:
+            paths = ", ".join(name for name, on in report.paths.items() if on)
+            click.echo(
+                f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+                f"failed {report.failed}"
+                + (f", pruned {report.pruned}" if prune else "")
+                + f"  ({report.items} items, {report.seconds:.1f} s; paths: {paths})"
+            )
+            for warning in report.warnings:
+                click.secho(f"warning: {warning}", fg="yellow", err=True)
+            for error in report.errors:
+                click.secho(f"failed: {error['path']}: {error['reason']}", fg="red", err=True)
+        return EXIT_PARTIAL if report.failed else EXIT_OK
+
+    return run_guarded(as_json, body)
+
+
+def _progress_bar() -> Any:
+    """A tqdm bar on stderr, fed by the indexer's (done, total) callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="file", desc="indexing", leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    update.close = bar.close  # type: ignore[attr-defined]
+    return update
+
+
+@click.command("stats")
+@index_options(encodes=False)
+def stats_cmd(index_dir: Path | None, as_json: bool) -> int:
+    """What the index holds: counts by kind, sources, models."""
+
+    def body() -> int:
+        from ..app import open_index
+
+        with open_index(settings=settings_from(index_dir)) as index:
+            stats = index.stats()
+        if as_json:
+            click.echo(json.dumps(stats))
+        else:
+            click.echo(f"index   {stats['index']}")
+            click.echo(
+                f"items   {stats['items']}  "
+                + "  ".join(f"{kind}={n}" for kind, n in stats["kinds"].items())
+            )
+            click.echo(f"sources {stats['sources']}")
+            click.echo(f"clip    {stats['clip_model'] or '(none: text paths only)'}")
+            click.echo(f"text    {stats['text_model']}")
+            click.echo(f"paths   {', '.join(stats['paths'])}")
+        return EXIT_OK
+
+    return run_guarded(as_json, body)

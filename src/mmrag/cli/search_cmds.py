@@ -1,0 +1,84 @@
+"""``mmrag search`` (text query) and ``mmrag similar`` (image query)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..app import open_index
+from .common import (
+    EXIT_OK,
+    index_options,
+    parse_where,
+    print_hits,
+    run_guarded,
+    settings_from,
+    where_options,
+)
+
+
+@click.command("search")
+@click.argument("query")
+@index_options()
+@where_options
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    type=click.Choice(["clip", "text", "bm25"]),
+    help="Only these retrieval paths (repeatable) [default: all the index has].",
+)
+def search_cmd(
+    query: str,
+    index_dir: Path | None,
+    model: str | None,
+    as_json: bool,
+    k: int,
+    filters: tuple[str, ...],
+    min_score: float | None,
+    paths: tuple[str, ...],
+) -> int:
+    """Search images and text with a text QUERY."""
+    where = parse_where(filters)
+
+    def body() -> int:
+        with open_index(settings=settings_from(index_dir, model)) as index:
+            hits = index.search(
+                query, k=k, where=where, min_score=min_score, paths=list(paths) or None
+            )
+            print_hits(
+                hits, as_json, {"paths": list(paths) or list(index.searcher.available_paths())}
+            )
+        return EXIT_OK
+
+    return run_guarded(as_json, body)
+
+
+@click.command("similar")
+@click.argument("image")
+@index_options()
+@where_options
+@click.option("--collapse", is_flag=True, help="Show each duplicate picture once.")
+def similar_cmd(
+    image: str,
+    index_dir: Path | None,
+    model: str | None,
+    as_json: bool,
+    k: int,
+    filters: tuple[str, ...],
+    min_score: float | None,
+    collapse: bool,
+) -> int:
+    """Reverse image search: the indexed pictures most like IMAGE (a file)."""
+    where = parse_where(filters)
+
+    def body() -> int:
+        with open_index(settings=settings_from(index_dir, model)) as index:
+            hits = index.search_by_image(
+                Path(image), k=k, where=where, min_score=min_score, collapse=collapse
+            )
+            print_hits(hits, as_json)
+        return EXIT_OK
+
+    return run_guarded(as_json, body)

@@ -1,0 +1,218 @@
+"""Image decoding for indexing: bytes -> model-ready pixels, a thumbnail and embedded text.
+
+Everything here is torch-free and picklable so it runs in decode worker processes
+while the main process encodes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import InputError
+from ..types import content_hash
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "DecodeFailure",
+    "DecodedImage",
+    "decode_image",
+    "decode_path",
+    "embedded_description",
+    "fit_square",
+    "read_sidecar",
+]
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+)
+_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+_SIDE_CAPTION_KEYS = ("caption", "text", "description", "title", "alt")
+
+
+@dataclass
+class DecodedImage:
+    """One decoded image: model pixels, a JPEG thumbnail and any text found with it."""
+
+    source: str
+    hash: str
+    width: int
+    height: int
+    pixels: np.ndarray
+    thumb_jpeg: bytes
+    format: str
+    texts: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DecodeFailure:
+    """A source that could not be decoded, and why."""
+
+    source: str
+    reason: str
+
+
+def fit_square(image: Image.Image, size: int) -> np.ndarray:
+    """CLIP's preprocessing geometry: shortest edge to ``size`` (bicubic), centre crop."""
+    image = image.convert("RGB")
+    width, height = image.size
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    if (new_w, new_h) != (width, height):
+        image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def _thumbnail(image: Image.Image, size: int) -> bytes:
+    thumb = image.copy()
+    thumb.thumbnail((size, size), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    thumb.save(out, format="JPEG", quality=82)
+    return out.getvalue()
+
+
+def _open_checked(data: bytes, source: str, max_pixels: int) -> Image.Image:
+    """Open without decoding, refusing unknown formats and decompression bombs up front."""
+    if not data:
+        raise InputError(source, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(source, "not a recognised image (or a decompression bomb)") from None
+    if image.format not in _FORMATS:
+        raise InputError(source, f"unsupported image format {image.format}")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InputError(
+            source,
+            f"image too large: {width}x{height} pixels exceeds {max_pixels} (decompression bomb?)",
+        )
+    return image
+
+
+def decode_image(
+    data: bytes,
+    source: str,
+    *,
+    size: int,
+    thumb_size: int,
+    max_pixels: int,
+) -> DecodedImage:
+    """Decode image bytes (EXIF orientation applied) into model pixels and a thumbnail."""
+    image = _open_checked(data, source, max_pixels)
+    fmt = str(image.format)
+    width, height = image.size
+    if image.getexif().get(0x0112) in (5, 6, 7, 8):  # orientations that swap the axes
+        width, height = height, width
+    description = embedded_description(image)
+    try:
+        if fmt in ("JPEG", "MPO"):
+            # Decode straight at a reduced DCT scale that still covers the model input.
+            image.draft("RGB", (max(size, thumb_size), max(size, thumb_size)))
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+        rgb = image.convert("RGB")
+        pixels = fit_square(rgb, size)
+        thumb = _thumbnail(rgb, thumb_size)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InputError(source, f"cannot decode image: {exc}") from None
+    return DecodedImage(
+        source=source,
+        hash=content_hash(data),
+        width=width,
+        height=height,
+        pixels=pixels,
+        thumb_jpeg=thumb,
+        format=fmt,
+        texts=[description] if description else [],
+    )
+
+
+def decode_path(task: tuple[str, int, int, int]) -> DecodedImage | DecodeFailure:
+    """Worker entry point: read, decode and attach sidecar text; never raises."""
+    path_str, size, thumb_size, max_pixels = task
+    path = Path(path_str)
+    try:
+        data = path.read_bytes()
+        decoded = decode_image(
+            data, path_str, size=size, thumb_size=thumb_size, max_pixels=max_pixels
+        )
+        caption, metadata = read_sidecar(path)
+    except InputError as exc:
+        return DecodeFailure(path_str, exc.reason)
+    except OSError as exc:
+        return DecodeFailure(path_str, f"cannot read file: {exc.strerror or exc}")
+    if caption:
+        decoded.texts.insert(0, caption)
+    decoded.metadata.update(metadata)
+    return decoded
+
+
+def read_sidecar(path: Path) -> tuple[str | None, dict[str, Any]]:
+    """Caption and metadata from ``photo.txt`` / ``photo.json`` beside ``photo.jpg``.
+
+    This is the folder format clip-retrieval uses. A JSON sidecar's caption comes
+    from its first key among caption/text/description/title/alt; other scalar
+    keys become metadata.
+    """
+    caption: str | None = None
+    metadata: dict[str, Any] = {}
+    txt = path.with_suffix(".txt")
+    if txt.is_file():
+        caption = txt.read_text(encoding="utf-8", errors="replace").strip() or None
+    js = path.with_suffix(".json")
+    if js.is_file():
+        try:
+            doc = json.loads(js.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(str(js), f"sidecar is not valid JSON: {exc}") from None
+        if isinstance(doc, dict):
+            for key in _SIDE_CAPTION_KEYS:
+                if caption is None and isinstance(doc.get(key), str) and doc[key].strip():
+                    caption = doc[key].strip()
+            for key, value in doc.items():
+                if key not in _SIDE_CAPTION_KEYS and isinstance(
+                    value, (str, int, float, bool, list)
+                ):
+                    metadata[key] = value
+    return caption, metadata
+
+
+_XMP_DESCRIPTION = re.compile(
+    rb"<dc:description>.*?<rdf:li[^>]*>(.*?)</rdf:li>", re.DOTALL | re.IGNORECASE
+)
+
+
+def embedded_description(image: Image.Image) -> str | None:
+    """A description written into the file: EXIF ImageDescription or XMP dc:description."""
+    try:
+        exif = image.getexif()
+    except (OSError, ValueError, SyntaxError):
+        exif = None
+    if exif:
+        text = exif.get(0x010E)  # ImageDescription
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        if isinstance(text, str) and text.strip(" \x00"):
+            return text.strip(" \x00")
+    xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode()
+    if isinstance(xmp, bytes):
+        match = _XMP_DESCRIPTION.search(xmp)
+        if match:
+            text = match.group(1).decode("utf-8", "replace").strip()
+            return text or None
+    return None
