@@ -1,0 +1,272 @@
+"""The distributed store: a Qdrant collection with one named vector per space.
+
+Points are keyed by a UUID derived from our item id (uuid5), and the item travels
+as payload (our id included, metadata under ``metadata``), so every filter key is
+pushed down to Qdrant. Qdrant has no BM25 here, so :meth:`QdrantStore.text_query`
+raises :class:`~mmrag.errors.StoreError`; callers fuse the vector paths only.
+
+Example::
+
+    store = QdrantStore("http://qdrant:6333", "mmrag", {"clip": 512})
+    store = QdrantStore(":memory:", "test", {"clip": 512})      # local mode, tests
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DependencyError, ModelMismatchError, StoreError
+from ..types import Hit, Item, Where
+from . import filters as F
+
+__all__ = ["QdrantStore", "point_id"]
+
+# Fixed namespace so every process maps an item id to the same point id.
+_NAMESPACE = uuid.UUID("6f1c3c2e-3b53-5d5e-9a57-6d6d72616700")
+_BATCH = 256
+
+
+def point_id(item_id: str) -> str:
+    """The Qdrant point id for one of our item ids (deterministic uuid5)."""
+    return str(uuid.uuid5(_NAMESPACE, item_id))
+
+
+def _import_qdrant() -> tuple[Any, Any]:
+    try:
+        from qdrant_client import QdrantClient, models
+    except ImportError as e:
+        raise DependencyError("qdrant-client", "qdrant", "The Qdrant store") from e
+    return QdrantClient, models
+
+
+def _payload(item: Item) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "source": item.source,
+        "content_hash": item.content_hash,
+        "parent": item.parent,
+        "text": item.text,
+        "doc": item.doc,
+        "page": item.page,
+        "bbox": [float(x) for x in item.bbox] if item.bbox else None,
+        "thumb": item.thumb,
+        # Through JSON so local mode and a server give back the same types.
+        "metadata": json.loads(json.dumps(dict(item.metadata))),
+    }
+
+
+def _item(payload: Mapping[str, Any]) -> Item:
+    bbox = payload.get("bbox")
+    return Item(
+        id=payload["id"],
+        kind=payload["kind"],
+        source=payload["source"],
+        content_hash=payload.get("content_hash") or "",
+        parent=payload.get("parent"),
+        text=payload.get("text"),
+        doc=payload.get("doc"),
+        page=payload.get("page"),
+        bbox=tuple(bbox) if bbox else None,  # type: ignore[arg-type]
+        thumb=payload.get("thumb"),
+        metadata=payload.get("metadata") or {},
+    )
+
+
+class QdrantStore:
+    """A :class:`~mmrag.stores.base.VectorStore` on a Qdrant collection with named vectors."""
+
+    def __init__(self, client_or_location: Any, collection: str, spaces: Mapping[str, int]) -> None:
+        """Use a ``QdrantClient``, or make one from ``":memory:"``, a URL or a local path."""
+        client_cls, self._models = _import_qdrant()
+        if not spaces:
+            raise ConfigError("a store needs at least one vector space")
+        self.spaces: dict[str, int] = dict(spaces)
+        self.collection = collection
+        if isinstance(client_or_location, (str, Path)):
+            loc = str(client_or_location)
+            if loc == ":memory:":
+                self._client = client_cls(location=":memory:")
+            elif loc.startswith(("http://", "https://")):
+                self._client = client_cls(url=loc)
+            else:
+                self._client = client_cls(path=loc)
+        else:
+            self._client = client_or_location
+        try:
+            if self._client.collection_exists(collection):
+                self._check_spaces()
+            else:
+                self._create()
+        except ModelMismatchError:
+            raise
+        except Exception as e:
+            raise StoreError(f"cannot open Qdrant collection {collection!r}: {e}") from e
+
+    def _create(self) -> None:
+        m = self._models
+        self._client.create_collection(
+            self.collection,
+            vectors_config={
+                s: m.VectorParams(size=d, distance=m.Distance.COSINE)
+                for s, d in self.spaces.items()
+            },
+        )
+
+    def _check_spaces(self) -> None:
+        params = self._client.get_collection(self.collection).config.params.vectors
+        have = {name: p.size for name, p in params.items()} if isinstance(params, dict) else {}
+        if have != self.spaces:
+            raise ModelMismatchError(
+                f"Qdrant collection {self.collection!r} has vector spaces {have}, not "
+                f"{self.spaces}: re-embed deliberately (drop the store) or use the original models"
+            )
+
+    def _filter(self, where: Where | None) -> Any:
+        return F.to_qdrant_filter(F.normalize(where), self._models)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def upsert(self, items: Sequence[Item], vectors: Mapping[str, np.ndarray]) -> None:
+        """Insert or replace items by id (whole points: a space left out is cleared)."""
+        unknown = set(vectors) - set(self.spaces)
+        if unknown:
+            raise ConfigError(f"unknown vector spaces {sorted(unknown)}; store has {self.spaces}")
+        arrays = {}
+        for space, arr in vectors.items():
+            a = np.asarray(arr, dtype=np.float32)
+            if a.shape != (len(items), self.spaces[space]):
+                want = (len(items), self.spaces[space])
+                raise ConfigError(f"vectors[{space!r}] has shape {a.shape}, expected {want}")
+            arrays[space] = a
+        points = []
+        for i, item in enumerate(items):
+            vec = {s: a[i].tolist() for s, a in arrays.items() if not np.isnan(a[i]).any()}
+            points.append(
+                self._models.PointStruct(id=point_id(item.id), vector=vec, payload=_payload(item))
+            )
+        try:
+            for lo in range(0, len(points), _BATCH):
+                self._client.upsert(self.collection, points[lo : lo + _BATCH], wait=True)
+        except Exception as e:
+            raise StoreError(f"Qdrant upsert of {len(items)} items failed: {e}") from e
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove items by id; unknown ids are ignored."""
+        if not ids:
+            return
+        selector = self._models.PointIdsList(points=[point_id(i) for i in ids])
+        try:
+            self._client.delete(self.collection, points_selector=selector, wait=True)
+        except Exception as e:
+            raise StoreError(f"Qdrant delete failed: {e}") from e
+
+    def drop(self) -> None:
+        """Delete the collection and start an empty one with the same spaces."""
+        try:
+            self._client.delete_collection(self.collection)
+            self._create()
+        except Exception as e:
+            raise StoreError(f"dropping Qdrant collection {self.collection!r} failed: {e}") from e
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def query(
+        self, space: str, vector: np.ndarray, k: int, where: Where | None = None
+    ) -> list[Hit]:
+        """The ``k`` nearest items in ``space`` by cosine similarity."""
+        if space not in self.spaces:
+            raise ConfigError(f"unknown vector space {space!r}; store has {sorted(self.spaces)}")
+        v = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if v.shape[0] != self.spaces[space]:
+            raise ConfigError(
+                f"query vector has dim {v.shape[0]}, {space!r} has {self.spaces[space]}"
+            )
+        flt = self._filter(where)
+        if k <= 0:
+            return []
+        try:
+            res = self._client.query_points(
+                self.collection,
+                query=v.tolist(),
+                using=space,
+                limit=k,
+                query_filter=flt,
+                with_payload=True,
+            )
+        except Exception as e:
+            raise StoreError(f"Qdrant query on {space!r} failed: {e}") from e
+        return [Hit(_item(p.payload), float(p.score)) for p in res.points]
+
+    def text_query(self, text: str, k: int, where: Where | None = None) -> list[Hit]:
+        """Not supported: Qdrant offers no BM25 ranking here."""
+        raise StoreError("the Qdrant store has no full-text (BM25) search; use LanceStore for it")
+
+    def get(self, ids: Sequence[str]) -> list[Item]:
+        """Items by id, in the order asked; unknown ids are left out."""
+        if not ids:
+            return []
+        try:
+            pts = self._client.retrieve(
+                self.collection, ids=list({point_id(i) for i in ids}), with_payload=True
+            )
+        except Exception as e:
+            raise StoreError(f"Qdrant retrieve failed: {e}") from e
+        found = {p.payload["id"]: _item(p.payload) for p in pts}
+        return [found[i] for i in ids if i in found]
+
+    def get_vectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by id for one space; ids without a vector are left out."""
+        if space not in self.spaces:
+            raise ConfigError(f"unknown vector space {space!r}; store has {sorted(self.spaces)}")
+        if not ids:
+            return {}
+        try:
+            pts = self._client.retrieve(
+                self.collection,
+                ids=list({point_id(i) for i in ids}),
+                with_payload=["id"],
+                with_vectors=[space],
+            )
+        except Exception as e:
+            raise StoreError(f"Qdrant retrieve failed: {e}") from e
+        return {
+            p.payload["id"]: np.asarray(p.vector[space], dtype=np.float32)
+            for p in pts
+            if isinstance(p.vector, dict) and p.vector.get(space) is not None
+        }
+
+    def find(self, where: Where, limit: int | None = None) -> list[Item]:
+        """Items matching a filter, in no particular order."""
+        flt = self._filter(where)
+        out: list[Item] = []
+        offset = None
+        try:
+            while limit is None or len(out) < limit:
+                page = _BATCH if limit is None else min(_BATCH, limit - len(out))
+                pts, offset = self._client.scroll(
+                    self.collection, scroll_filter=flt, limit=page, offset=offset
+                )
+                out.extend(_item(p.payload) for p in pts)
+                if offset is None:
+                    break
+        except Exception as e:
+            raise StoreError(f"Qdrant scroll failed: {e}") from e
+        return out
+
+    def count(self, where: Where | None = None) -> int:
+        """How many items (matching the filter)."""
+        flt = self._filter(where)
+        try:
+            return int(self._client.count(self.collection, count_filter=flt, exact=True).count)
+        except Exception as e:
+            raise StoreError(f"Qdrant count failed: {e}") from e
+
+    def optimize(self) -> None:
+        """Nothing to do: Qdrant optimises segments in the background."""

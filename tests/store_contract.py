@@ -1,0 +1,283 @@
+"""The VectorStore contract: every backend's test class inherits :class:`StoreContract`.
+
+A backend test provides ``make_store(tmp_path, spaces)`` (a store at ``tmp_path``,
+reopening the same data when called again with the same path) and sets
+``persists`` to False when reopening cannot see earlier data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mmrag.errors import ConfigError, ModelMismatchError
+from mmrag.stores.base import VectorStore
+from mmrag.types import Item, Range
+
+SPACES = {"clip": 8, "text": 4}
+
+
+def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """Random unit vectors."""
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def catalog() -> list[Item]:
+    """Eight items spanning kinds, typed metadata, free-form metadata and awkward strings."""
+    cats = ["shoes", "shoes", "hats", "hats", "bags", "o'brien's", "shoes", "bags"]
+    return [
+        Item(
+            id=f"item-{i}",
+            kind="product" if i < 6 else "page",
+            source=f"/data/cat's {i}.png",
+            content_hash=f"h{i}",
+            parent="doc-1" if i >= 6 else None,
+            text=f"text of item {i}" if i % 2 == 0 else None,
+            doc="report.pdf" if i >= 6 else None,
+            page=i if i >= 6 else None,
+            bbox=(0.1 * i, 0.25, 0.5, 1.0) if i == 6 else None,
+            thumb=f"t{i}" if i == 1 else None,
+            metadata={
+                "category": cats[i],
+                "price": 10.0 * i + 0.5,
+                "tags": ["red", f"t{i}"] if i % 2 == 0 else ["blue"],
+                "count": i,
+                "on_sale": i % 3 == 0,
+                "color": "red" if i < 4 else "green",
+                "nested": {"a": [1, 2.5, "x"], "b": None},
+            },
+        )
+        for i in range(8)
+    ]
+
+
+class StoreContract:
+    """Behaviour every VectorStore must show."""
+
+    persists: bool = True
+
+    def make_store(self, tmp_path: Path, spaces: Mapping[str, int]) -> Any:
+        """Build (or reopen) the backend under test."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def loaded(self, tmp_path: Path) -> tuple[Any, list[Item], dict[str, np.ndarray]]:
+        """A store holding :func:`catalog` with clip vectors for all and text vectors for some."""
+        store = self.make_store(tmp_path, SPACES)
+        items = catalog()
+        rng = np.random.default_rng(7)
+        clip = unit(rng, len(items), 8)
+        text = unit(rng, len(items), 4)
+        text[1::2] = np.nan  # odd items have no text vector
+        store.upsert(items, {"clip": clip, "text": text})
+        return store, items, {"clip": clip, "text": text}
+
+    def test_store_satisfies_the_protocol(self, tmp_path: Path) -> None:
+        assert isinstance(self.make_store(tmp_path, SPACES), VectorStore)
+
+    def test_get_round_trips_every_field_and_metadata_type(self, loaded: Any) -> None:
+        store, items, _ = loaded
+        got = store.get([it.id for it in items])
+        assert got == items
+        assert type(got[3].metadata["count"]) is int
+        assert type(got[3].metadata["on_sale"]) is bool
+        assert type(got[3].metadata["price"]) is float
+        assert got[6].bbox == items[6].bbox
+        assert isinstance(got[6].bbox, tuple)
+
+    def test_get_keeps_the_order_asked_and_skips_unknown_ids(self, loaded: Any) -> None:
+        store, _, _ = loaded
+        got = store.get(["item-5", "nope", "item-0", "item-3"])
+        assert [g.id for g in got] == ["item-5", "item-0", "item-3"]
+
+    def test_upsert_replaces_by_id(self, loaded: Any) -> None:
+        store, items, _ = loaded
+        new = items[2].with_(text="changed", metadata={"category": "new"})
+        v = unit(np.random.default_rng(1), 1, 8)
+        store.upsert([new], {"clip": v})
+        assert store.count() == len(items)
+        assert store.get(["item-2"]) == [new]
+        assert np.allclose(store.get_vectors("clip", ["item-2"])["item-2"], v[0], atol=1e-6)
+        assert store.get_vectors("text", ["item-2"]) == {}  # a space left out is cleared
+        assert store.count({"category": "hats"}) == 1
+
+    def test_upsert_of_a_repeated_id_in_one_batch_keeps_the_last(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path, SPACES)
+        a = Item(id="x", kind="image", source="a")
+        b = Item(id="x", kind="image", source="b")
+        store.upsert([a, b], {"clip": unit(np.random.default_rng(0), 2, 8)})
+        assert store.get(["x"]) == [b]
+
+    def test_delete_removes_and_ignores_unknown_ids(self, loaded: Any) -> None:
+        store, items, _ = loaded
+        store.delete(["item-0", "item-1", "never"])
+        assert store.count() == len(items) - 2
+        assert store.get(["item-0", "item-2"]) == [items[2]]
+        hits = store.query("clip", loaded[2]["clip"][0], 10)
+        assert "item-0" not in {h.item.id for h in hits}
+
+    def test_query_orders_by_cosine_and_scores_the_exact_match_one(self, loaded: Any) -> None:
+        store, _items, vecs = loaded
+        q = vecs["clip"][3]
+        hits = store.query("clip", q, 5)
+        assert hits[0].item.id == "item-3"
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+        expected = np.argsort(-(vecs["clip"] @ q))[:5]
+        assert [h.item.id for h in hits] == [f"item-{i}" for i in expected]
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True)
+        assert scores == pytest.approx(sorted(vecs["clip"] @ q, reverse=True)[:5], abs=1e-4)
+
+    def test_query_skips_items_without_a_vector_in_that_space(self, loaded: Any) -> None:
+        store, items, vecs = loaded
+        hits = store.query("text", vecs["text"][0], 10)
+        assert {h.item.id for h in hits} == {f"item-{i}" for i in range(0, 8, 2)}
+        assert store.get(["item-1"]) == [items[1]]
+
+    def test_query_accepts_a_non_normalised_vector(self, loaded: Any) -> None:
+        store, _, vecs = loaded
+        hits = store.query("clip", 3.0 * vecs["clip"][4], 1)
+        assert hits[0].item.id == "item-4"
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+
+    def test_query_rejects_unknown_space_and_wrong_dim(self, loaded: Any) -> None:
+        store, _, _ = loaded
+        with pytest.raises(ConfigError):
+            store.query("audio", np.zeros(8, np.float32), 3)
+        with pytest.raises(ConfigError):
+            store.query("clip", np.zeros(5, np.float32), 3)
+
+    def test_upsert_rejects_wrongly_shaped_vectors(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path, SPACES)
+        with pytest.raises(ConfigError):
+            store.upsert([Item(id="a", kind="image", source="a")], {"clip": np.zeros((1, 3))})
+        with pytest.raises(ConfigError):
+            store.upsert([Item(id="a", kind="image", source="a")], {"audio": np.zeros((1, 8))})
+
+    @pytest.mark.parametrize(
+        ("where", "expected"),
+        [
+            ({"category": "shoes"}, {0, 1, 6}),
+            ({"category": ["hats", "bags"]}, {2, 3, 4, 7}),
+            ({"category": ("hats",)}, {2, 3}),
+            ({"price": Range(gte=20.5, lt=50.5)}, {2, 3, 4}),
+            ({"price": Range(gt=60.5)}, {7}),
+            ({"price": 30.5}, {3}),
+            ({"tags": "red"}, {0, 2, 4, 6}),
+            ({"tags": ["t2", "t4", "blue"]}, {1, 2, 3, 4, 5, 7}),
+            ({"kind": "page"}, {6, 7}),
+            ({"kind": "page", "category": "bags"}, {7}),
+            ({"page": 6}, {6}),
+            ({"page": Range(gte=7)}, {7}),
+            ({"parent": "doc-1", "tags": "red"}, {6}),
+            ({"doc": "report.pdf", "price": Range(lte=65)}, {6}),
+            ({"category": "o'brien's"}, {5}),
+            ({"source": "/data/cat's 3.png"}, {3}),
+            ({"category": "x' OR '1'='1"}, set()),
+            ({"category": "shoes') OR (1=1"}, set()),
+            ({"category": []}, set()),
+            ({"id": ["item-1", "item-2"]}, {1, 2}),
+            # Free-form metadata keys.
+            ({"color": "red"}, {0, 1, 2, 3}),
+            ({"count": Range(gte=6)}, {6, 7}),
+            ({"count": [1, 5]}, {1, 5}),
+            ({"on_sale": True}, {0, 3, 6}),
+            ({"color": "green", "category": "shoes"}, {6}),
+            ({"missing_key": "x"}, set()),
+        ],
+    )
+    def test_filters_select_the_right_items(
+        self, loaded: Any, where: dict[str, Any], expected: set[int]
+    ) -> None:
+        store, _, vecs = loaded
+        want = {f"item-{i}" for i in expected}
+        assert {it.id for it in store.find(where)} == want
+        assert store.count(where) == len(want)
+        hits = store.query("clip", vecs["clip"][0], 10, where)
+        assert {h.item.id for h in hits} == want
+
+    def test_filtered_query_returns_k_nearest_among_matches(self, loaded: Any) -> None:
+        store, _, vecs = loaded
+        q = vecs["clip"][0]
+        for where, ids in [({"tags": "red"}, [0, 2, 4, 6]), ({"color": "green"}, [4, 5, 6, 7])]:
+            order = sorted(ids, key=lambda i: -float(vecs["clip"][i] @ q))[:2]
+            hits = store.query("clip", q, 2, where)
+            assert [h.item.id for h in hits] == [f"item-{i}" for i in order]
+
+    @pytest.mark.parametrize(
+        "where",
+        [
+            {"price": Range()},
+            {"price": Range(gte=1, gt=2)},
+            {"price": Range(lte=float("nan"))},
+            {"category": {"a": 1}},
+            {"category": None},
+            {"price": float("inf")},
+            {"": "x"},
+            {"bbox": "x"},
+            {"category": Range(gte=1)},
+            {"page": "three"},
+        ],
+    )
+    def test_malformed_filters_raise_config_error(self, loaded: Any, where: Any) -> None:
+        store, _, vecs = loaded
+        with pytest.raises(ConfigError):
+            store.count(where)
+        with pytest.raises(ConfigError):
+            store.query("clip", vecs["clip"][0], 3, where)
+        with pytest.raises(ConfigError):
+            store.find(where)
+
+    def test_count_with_and_without_filter(self, loaded: Any) -> None:
+        store, items, _ = loaded
+        assert store.count() == len(items)
+        assert store.count({"kind": "product"}) == 6
+
+    def test_get_vectors_returns_stored_vectors_and_skips_missing(self, loaded: Any) -> None:
+        store, _, vecs = loaded
+        got = store.get_vectors("text", ["item-0", "item-1", "item-2", "nope"])
+        assert set(got) == {"item-0", "item-2"}
+        assert np.allclose(got["item-2"], vecs["text"][2], atol=1e-6)
+        assert got["item-0"].dtype == np.float32
+
+    def test_find_respects_limit(self, loaded: Any) -> None:
+        store, _, _ = loaded
+        assert len(store.find({"kind": "product"}, limit=2)) == 2
+        assert len(store.find({"color": "red"}, limit=3)) == 3
+
+    def test_data_survives_reopening(self, loaded: Any, tmp_path: Path) -> None:
+        store, items, vecs = loaded
+        if not self.persists:
+            pytest.skip("backend does not persist")
+        del store
+        again = self.make_store(tmp_path, SPACES)
+        assert again.get([it.id for it in items]) == items
+        assert again.query("clip", vecs["clip"][5], 1)[0].item.id == "item-5"
+
+    def test_reopening_with_other_dims_raises_model_mismatch(
+        self, loaded: Any, tmp_path: Path
+    ) -> None:
+        if not self.persists:
+            pytest.skip("backend does not persist")
+        del loaded
+        with pytest.raises(ModelMismatchError):
+            self.make_store(tmp_path, {"clip": 16, "text": 4})
+        with pytest.raises(ModelMismatchError):
+            self.make_store(tmp_path, {"clip": 8})
+
+    def test_drop_empties_the_store(self, loaded: Any) -> None:
+        store, _, vecs = loaded
+        store.drop()
+        assert store.count() == 0
+        assert store.query("clip", vecs["clip"][0], 3) == []
+
+    def test_optimize_keeps_the_data(self, loaded: Any) -> None:
+        store, items, vecs = loaded
+        store.optimize()
+        assert store.get([it.id for it in items]) == items
+        assert store.query("clip", vecs["clip"][1], 1)[0].item.id == "item-1"

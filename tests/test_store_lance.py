@@ -1,0 +1,172 @@
+"""LanceStore: the store contract plus full-text search, the ANN path and SQL translation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmrag.errors import ConfigError
+from mmrag.stores import filters as F
+from mmrag.stores.lance import LANCE_FIELDS, LanceStore
+from mmrag.types import Item, Range
+from store_contract import SPACES, StoreContract, unit
+
+pytestmark = pytest.mark.integration
+
+
+class TestLanceContract(StoreContract):
+    """LanceStore passes the shared contract."""
+
+    def make_store(self, tmp_path: Path, spaces: Mapping[str, int]) -> LanceStore:
+        return LanceStore(tmp_path / "lance", spaces)
+
+
+def text_items(texts: list[str], start: int = 0) -> list[Item]:
+    """Text items with ids t<start+i>."""
+    return [
+        Item(id=f"t{start + i}", kind="text", source="doc.pdf", text=t, metadata={"n": start + i})
+        for i, t in enumerate(texts)
+    ]
+
+
+def test_text_query_ranks_by_bm25_and_filters(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, SPACES)
+    items = text_items(
+        [
+            "the red fox jumps",
+            "a blue whale",
+            "red fox fox fox",
+            "fox by a long river bank in the grass today",
+        ]
+    )
+    store.upsert(items, {})
+    hits = store.text_query("fox", 10)
+    assert {h.item.id for h in hits} == {"t0", "t2", "t3"}
+    assert all(h.score > 0 for h in hits)
+    assert [h.item.id for h in hits] == ["t2", "t0", "t3"]
+    assert hits[0].score > hits[1].score > hits[2].score
+    assert [h.item.id for h in store.text_query("fox", 10, {"id": ["t0", "t3"]})] == ["t0", "t3"]
+    assert {h.item.id for h in store.text_query("fox", 10, {"n": Range(lte=2)})} == {"t0", "t2"}
+    assert store.text_query("   ", 5) == []
+
+
+def test_text_query_sees_rows_written_after_the_index_was_built(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, SPACES)
+    store.upsert(text_items(["alpha beta", "gamma delta"]), {})
+    assert [h.item.id for h in store.text_query("gamma", 5)] == ["t1"]  # builds the index
+    store.upsert(text_items(["gamma gamma epsilon"], start=2), {})
+    store.upsert([text_items(["no longer about it"], start=1)[0]], {})  # replaced row
+    assert [h.item.id for h in store.text_query("gamma", 5)] == ["t2"]
+    store.delete(["t2"])
+    assert store.text_query("gamma", 5) == []
+    store.upsert(text_items(["epsilon zeta"], start=3), {})
+    store.optimize()  # folds the new rows into the index
+    assert [h.item.id for h in store.text_query("zeta", 5)] == ["t3"]
+
+
+def test_ann_index_path_finds_neighbours_and_skips_null_vectors(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, {"clip": 16})
+    store.ann_threshold = 500
+    rng = np.random.default_rng(3)
+    n = 1200
+    vecs = unit(rng, n, 16)
+    vecs[::10] = np.nan
+    items = [Item(id=f"v{i}", kind="image", source=f"{i}.png") for i in range(n)]
+    for lo in range(0, n, 256):
+        store.upsert(items[lo : lo + 256], {"clip": vecs[lo : lo + 256]})
+    store.optimize()
+    indexed = {c for ix in store._table.list_indices() for c in ix.columns}
+    assert "vec_clip" in indexed
+    assert store.count() == n
+    q = vecs[1]
+    hits = store.query("clip", q, 10)
+    assert hits[0].item.id == "v1"
+    assert all(int(h.item.id[1:]) % 10 for h in hits)
+    # Rows written after the index are still found (scanned exactly until the next optimize).
+    extra = unit(rng, 1, 16)
+    store.upsert([Item(id="late", kind="image", source="late.png")], {"clip": extra})
+    assert store.query("clip", extra[0], 1)[0].item.id == "late"
+    assert store.query("clip", q, 3, {"id": ["v2", "v3"]})[0].item.id in {"v2", "v3"}
+
+
+def test_optimize_below_threshold_builds_no_vector_index(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, SPACES)
+    store.upsert(text_items(["x"]), {"clip": unit(np.random.default_rng(0), 1, 8)})
+    store.optimize()
+    store.optimize()
+    indexed = {c for ix in store._table.list_indices() for c in ix.columns}
+    assert "vec_clip" not in indexed
+    assert store.count() == 1
+
+
+def test_overwrite_reopens_with_new_spaces(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, SPACES)
+    store.upsert(text_items(["x"]), {})
+    fresh = LanceStore(tmp_path, {"clip": 32}, overwrite=True)
+    assert fresh.count() == 0
+    assert fresh.spaces == {"clip": 32}
+
+
+def test_metadata_that_is_not_json_is_a_config_error(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, SPACES)
+    with pytest.raises(ConfigError):
+        store.upsert([Item(id="a", kind="image", source="a", metadata={"x": object()})], {})
+
+
+def test_typed_metadata_of_another_type_round_trips_but_is_not_filterable(
+    tmp_path: Path,
+) -> None:
+    store = LanceStore(tmp_path, SPACES)
+    item = Item(id="a", kind="product", source="a", metadata={"price": "n/a", "tags": "solo"})
+    store.upsert([item], {})
+    assert store.get(["a"]) == [item]
+    assert store.count({"price": Range(gte=0)}) == 0
+    assert store.count({"tags": "solo"}) == 1  # a lone string tag counts as a one-tag list
+
+
+def sql(where: dict[str, object]) -> str | None:
+    """The pushed-down SQL for a filter."""
+    pushed, rest = F.split(F.normalize(where), LANCE_FIELDS)
+    assert not rest
+    return F.to_lance_sql(pushed, LANCE_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({"category": "a"}, "`category` = 'a'"),
+        ({"category": "o'brien"}, "`category` = 'o''brien'"),
+        ({"category": "x' OR '1'='1"}, "`category` = 'x'' OR ''1''=''1'"),
+        ({"category": "a\\'b"}, "`category` = 'a\\''b'"),
+        ({"kind": ["image", "page"]}, "`kind` IN ('image', 'page')"),
+        ({"tags": "red"}, "array_has(`tags`, 'red')"),
+        ({"tags": ["a", "b"]}, "array_has_any(`tags`, ['a', 'b'])"),
+        ({"price": Range(gte=1, lt=2.5)}, "(`price` >= 1.0 AND `price` < 2.5)"),
+        ({"page": 3, "kind": "page"}, "`page` = 3 AND `kind` = 'page'"),
+        ({"price": 3}, "`price` = 3"),
+        ({"category": []}, "FALSE"),
+    ],
+)
+def test_filters_translate_to_quoted_sql(where: dict[str, object], expected: str) -> None:
+    assert sql(where) == expected
+
+
+def test_sql_translation_rejects_nul_and_free_form_keys_stay_in_python() -> None:
+    with pytest.raises(ConfigError):
+        sql({"category": "a\x00b"})
+    pushed, rest = F.split(F.normalize({"color": "red", "kind": "image"}), LANCE_FIELDS)
+    assert [c.key for c in pushed] == ["kind"] and [c.key for c in rest] == ["color"]
+
+
+def test_injection_attempts_match_nothing_and_leave_the_table_intact(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, SPACES)
+    store.upsert(text_items(["a", "b"]), {})
+    for evil in ["' OR 1=1 --", "'); DELETE FROM items; --", "\\' OR '1'='1", "`id`"]:
+        assert store.count({"category": evil}) == 0
+        assert store.count({"id": evil}) == 0
+        assert store.get([evil]) == []
+        store.delete([evil])
+    assert store.count() == 2
