@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -27,7 +27,10 @@ from .manifest import Manifest
 from .models.base import ImageTextEncoder, TextEncoder
 from .retrieve.search import Searcher
 from .stores.base import VectorStore
-from .types import Hit, Item, Where
+from .types import VISUAL_KINDS, Hit, Item, Where
+
+if TYPE_CHECKING:
+    from .answer.types import Answer
 
 __all__ = ["SCHEMA_VERSION", "Index", "open_index"]
 
@@ -121,6 +124,26 @@ class Index:
         return self.searcher.search_by_image(
             self._query_image(image), k=k, where=where, min_score=floor, collapse=collapse
         )
+
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int = 5,
+        model: str | None = None,
+        where: Where | None = None,
+        images_only: bool = False,
+        min_score: float | None = None,
+        stream: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Retrieve for ``question`` and have a model (or the offline answerer) answer with citations."""
+        from .answer.base import make_answerer
+
+        answerer = make_answerer(self.settings, model)  # fails fast on a missing key or SDK
+        if images_only:
+            where = {**(where or {}), "kind": sorted(VISUAL_KINDS)}
+        hits = self.search(question, k=k, where=where, min_score=min_score)
+        return answerer.answer(question, hits, self.load_image, stream=stream)
 
     def get(self, ids: Sequence[str]) -> list[Item]:
         """Items by id."""
