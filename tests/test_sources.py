@@ -25,7 +25,12 @@ def test_globs_urls_and_url_lists(tmp_path: Path) -> None:
     listing = tmp_path / "more.urls"
     listing.write_text("# comment\nhttps://example.com/a.jpg\n\n" + str(tmp_path / "z.png") + "\n")
     sources, errors = expand_sources([str(tmp_path / "*.jpg"), str(listing)], SUFFIXES)
-    assert sorted(s.location.rsplit("/", 1)[1] for s in sources) == ["a.jpg", "x.jpg", "y.jpg", "z.png"]
+    assert sorted(s.location.rsplit("/", 1)[1] for s in sources) == [
+        "a.jpg",
+        "x.jpg",
+        "y.jpg",
+        "z.png",
+    ]
     assert [s.is_url for s in sources].count(True) == 1 and not errors
 
 

@@ -136,7 +136,7 @@ class Index:
         min_score: float | None = None,
         stream: Callable[[str], None] | None = None,
     ) -> Answer:
-        """Retrieve for ``question`` and have a model (or the offline answerer) answer with citations."""
+        """Retrieve for ``question``; a model (or the offline answerer) answers with citations."""
         from .answer.base import make_answerer
 
         answerer = make_answerer(self.settings, model)  # fails fast on a missing key or SDK

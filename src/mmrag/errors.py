@@ -43,9 +43,7 @@ class DependencyError(MmragError):
     """An optional dependency is missing; the message carries the install hint."""
 
     def __init__(self, package: str, extra: str, purpose: str) -> None:
-        super().__init__(
-            f"{purpose} needs the package '{package}': pip install 'mmrag[{extra}]'"
-        )
+        super().__init__(f"{purpose} needs the package '{package}': pip install 'mmrag[{extra}]'")
         self.package = package
         self.extra = extra
 
@@ -54,7 +52,7 @@ class ModelLoadError(MmragError):
     """A model could not be loaded; the message says what was tried and what to do."""
 
 
-class IndexError_(MmragError):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+class IndexError_(MmragError):
     """The index on disk is missing, unreadable or of an unknown schema."""
 
 
