@@ -1,4 +1,4 @@
-"""Decoding images for the index: orientation, draft decoding, sidecars, embedded text, bad bytes."""
+"""Decoding images for the index: orientation, draft decoding, sidecars, embedded text."""
 
 from __future__ import annotations
 
@@ -12,17 +12,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import draw_photo
 from mmrag.errors import InputError
+from mmrag.imaging import preprocess_image
 from mmrag.ingest.images import (
-    DecodeFailure,
     DecodedImage,
+    DecodeFailure,
     decode_image,
     decode_path,
-    fit_square,
     read_sidecar,
 )
-
-from conftest import draw_photo
 
 LIMIT = 64_000_000
 
@@ -37,10 +36,10 @@ def decode(data: bytes, size: int = 32) -> DecodedImage:
     return decode_image(data, "x.jpg", size=size, thumb_size=64, max_pixels=LIMIT)
 
 
-def test_fit_square_scales_shortest_edge_and_crops_centre() -> None:
+def test_preprocess_scales_shortest_edge_and_crops_centre() -> None:
     image = Image.new("RGB", (200, 100), (0, 0, 255))
     image.paste((255, 0, 0), (0, 0, 50, 100))  # a red band on the far left is cropped away
-    pixels = fit_square(image, 50)
+    pixels = preprocess_image(image, 50)
     assert pixels.shape == (50, 50, 3) and pixels.dtype == np.uint8
     assert (pixels[:, :, 2] > 200).all()
 
@@ -61,7 +60,7 @@ def test_exif_orientation_is_applied() -> None:
 def test_jpeg_is_decoded_at_reduced_scale_with_same_geometry() -> None:
     photo = draw_photo("green", size=(1600, 1200))
     decoded = decode(jpeg_bytes(photo), size=224)
-    reference = fit_square(photo, 224).astype(float)
+    reference = preprocess_image(photo, 224).astype(float)
     assert decoded.pixels.shape == (224, 224, 3)
     assert np.abs(decoded.pixels.astype(float) - reference).mean() < 6
 

@@ -24,6 +24,7 @@ from PIL import Image
 from .blobs import BlobStore
 from .config import Settings
 from .errors import InputError
+from .imaging import preprocess_image
 from .ingest.base import Extracted, Ingester
 from .ingest.fetch import fetch_url
 from .ingest.images import (
@@ -32,7 +33,6 @@ from .ingest.images import (
     DecodeFailure,
     decode_image,
     decode_path,
-    fit_square,
 )
 from .ingest.sources import Source, expand_sources
 from .manifest import Manifest, SourceRecord
@@ -351,7 +351,7 @@ class Indexer:
             item = item.with_(source=source)
         if extracted.image is not None and item.kind in VISUAL_KINDS:
             key = hashlib.sha256(f"{work.hash}:{item.id}".encode()).hexdigest()
-            work.pixels[item.id] = fit_square(extracted.image, self.image_size)
+            work.pixels[item.id] = preprocess_image(extracted.image, self.image_size, draft=False)
             work.blobs.append(("thumb", key, extracted.image))
             work.blobs.append(("full", key, extracted.image))
             item = item.with_(thumb=key)

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
+from ..imaging import preprocess_image, to_rgb
 from ..types import content_hash
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "decode_image",
     "decode_path",
     "embedded_description",
-    "fit_square",
     "read_sidecar",
 ]
 
@@ -59,18 +59,6 @@ class DecodeFailure:
 
     source: str
     reason: str
-
-
-def fit_square(image: Image.Image, size: int) -> np.ndarray:
-    """CLIP's preprocessing geometry: shortest edge to ``size`` (bicubic), centre crop."""
-    image = image.convert("RGB")
-    width, height = image.size
-    scale = size / min(width, height)
-    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-    if (new_w, new_h) != (width, height):
-        image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def _thumbnail(image: Image.Image, size: int) -> bytes:
@@ -123,8 +111,8 @@ def decode_image(
             image.draft("RGB", (max(size, thumb_size), max(size, thumb_size)))
         image.load()
         image = ImageOps.exif_transpose(image) or image
-        rgb = image.convert("RGB")
-        pixels = fit_square(rgb, size)
+        rgb = to_rgb(image)
+        pixels = preprocess_image(rgb, size, draft=False)
         thumb = _thumbnail(rgb, thumb_size)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(source, f"cannot decode image: {exc}") from None
