@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import draw_photo
 
+from conftest import draw_photo
 from mmrag.cli import main
 
 pytestmark = pytest.mark.integration
@@ -183,3 +183,11 @@ def test_text_only_index_searches_captions(
     assert found["paths"] == ["text", "bm25"]
     code, err = run_json(capsys, "similar", str(corpus / "red.png"), *idx)
     assert code == 1 and "CLIP" in err["message"]
+
+
+def test_reading_a_missing_index_is_an_error_not_a_new_index(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, err = run_json(capsys, "search", "red", "--index", str(tmp_path / "nope"))
+    assert code == 1 and err["error"] == "IndexError_" and "mmrag index" in err["message"]
+    assert not (tmp_path / "nope").exists()

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_llm_servers import FakeLLMServer, Reply
 
+from fake_llm_servers import FakeLLMServer, Reply
 from mmrag.cli import main
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ PNG = bytes.fromhex(
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         routes = {
             "/pic.png": (200, "image/png", PNG),
             "/page.html": (200, "text/html", b"<html></html>"),

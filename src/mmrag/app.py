@@ -306,6 +306,7 @@ def open_index(
     *,
     settings: Settings | None = None,
     reembed: bool = False,
+    create: bool = True,
     clip_factory: EncoderFactory = _default_clip,
     text_factory: TextFactory = _default_text,
     **overrides: Any,
@@ -315,7 +316,8 @@ def open_index(
     The models that built an index are recorded in it. Asking for another model
     raises :class:`ModelMismatchError` unless ``reembed=True``, which re-embeds
     every source with the new model. When no model is asked for explicitly
-    (argument or ``MMRAG_MODEL``), the recorded one is used.
+    (argument or ``MMRAG_MODEL``), the recorded one is used. With
+    ``create=False`` a missing index is an error instead of a new one.
     """
     if path is not None:
         overrides["index"] = Path(path)
@@ -323,6 +325,8 @@ def open_index(
     explicit = {"model", "text_model"} & (settings.model_fields_set | set(overrides))
     root = settings.index
     meta = read_meta(root)
+    if meta is None and not create:
+        raise IndexError_(f"no index at {root}: build one with `mmrag index PATH --index {root}`")
     if meta is not None and meta.get("schema") != SCHEMA_VERSION:
         raise IndexError_(
             f"index {root} has schema {meta.get('schema')}; this mmrag reads {SCHEMA_VERSION}"

@@ -70,7 +70,7 @@ def ask_cmd(
             streamed.append(chunk)
             click.echo(chunk, nl=False)
 
-        with open_index(settings=settings) as index:
+        with open_index(settings=settings, create=False) as index:
             answer = index.ask(
                 question,
                 k=k,

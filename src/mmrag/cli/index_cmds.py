@@ -106,7 +106,7 @@ def stats_cmd(index_dir: Path | None, as_json: bool) -> int:
     def body() -> int:
         from ..app import open_index
 
-        with open_index(settings=settings_from(index_dir)) as index:
+        with open_index(settings=settings_from(index_dir), create=False) as index:
             stats = index.stats()
         if as_json:
             click.echo(json.dumps(stats))

@@ -43,7 +43,7 @@ def search_cmd(
     where = parse_where(filters)
 
     def body() -> int:
-        with open_index(settings=settings_from(index_dir, model)) as index:
+        with open_index(settings=settings_from(index_dir, model), create=False) as index:
             hits = index.search(
                 query, k=k, where=where, min_score=min_score, paths=list(paths) or None
             )
@@ -74,7 +74,7 @@ def similar_cmd(
     where = parse_where(filters)
 
     def body() -> int:
-        with open_index(settings=settings_from(index_dir, model)) as index:
+        with open_index(settings=settings_from(index_dir, model), create=False) as index:
             hits = index.search_by_image(
                 Path(image), k=k, where=where, min_score=min_score, collapse=collapse
             )

@@ -144,6 +144,32 @@ def _looks_like_path(model: str) -> bool:
     )
 
 
+_HUB_REACHABLE: bool | None = None
+
+
+def _hub_reachable() -> bool:
+    """Whether the model hub's host resolves; remembered for the process.
+
+    Without this, a machine with no network waits through huggingface_hub's
+    retries (tens of seconds) before the load fails; a failed DNS lookup
+    answers at once, so we treat it as "offline" and say so in the error.
+    """
+    global _HUB_REACHABLE
+    if _HUB_REACHABLE is None:
+        import socket
+        from urllib.parse import urlsplit
+
+        from huggingface_hub import constants
+
+        host = urlsplit(constants.ENDPOINT).hostname or "huggingface.co"
+        try:
+            socket.getaddrinfo(host, 443)
+            _HUB_REACHABLE = True
+        except OSError:
+            _HUB_REACHABLE = False
+    return _HUB_REACHABLE
+
+
 def _read_json(model: str, filename: str, *, local_dir: Path | None, network: bool) -> Any:
     """A JSON file of the checkpoint from its directory or the hub cache (or the hub), else None."""
     if local_dir is not None:
@@ -310,16 +336,15 @@ class ClipEncoder:
             if self.num_threads:
                 torch.set_num_threads(self.num_threads)
             try:
-                model = CLIPModel.from_pretrained(
-                    source, dtype=dtype, local_files_only=self.offline or local_dir is not None
-                )
-                tokenizer = AutoTokenizer.from_pretrained(
-                    source, local_files_only=self.offline or local_dir is not None
-                )
+                local_only = self._local_only(local_dir)
+                model = CLIPModel.from_pretrained(source, dtype=dtype, local_files_only=local_only)
+                tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 raise ModelLoadError(self._load_failure(local_dir, exc)) from exc
             model = model.to(self.device).eval()  # type: ignore[arg-type]
-            meta = _meta_from_files(self.model_id, local_dir=local_dir, network=not self.offline)
+            meta = _meta_from_files(
+                self.model_id, local_dir=local_dir, network=not self._local_only(local_dir)
+            )
             self._meta = meta or _Meta(
                 dim=int(model.config.projection_dim),
                 image_size=int(model.config.vision_config.image_size),
@@ -333,12 +358,21 @@ class ClipEncoder:
             self._tokenizer = tokenizer
             self._model = model
 
+    def _local_only(self, local_dir: Path | None) -> bool:
+        """Load from local files only: a directory, offline mode, or no reachable hub."""
+        return self.offline or local_dir is not None or not _hub_reachable()
+
     def _load_failure(self, local_dir: Path | None, exc: Exception) -> str:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        reason = text.splitlines()[0].rstrip(".") if text else type(exc).__name__
         if local_dir is not None:
             where = f"from local directory {str(local_dir)!r}"
         elif self.offline:
             where = "from the Hugging Face hub cache only (offline mode: no download tried)"
+        elif not _hub_reachable():
+            where = (
+                "from the Hugging Face hub cache only (the hub's host does not resolve: no network)"
+            )
         else:
             where = "from the Hugging Face hub (download or cache)"
         return f"could not load CLIP model {self.model_id!r} {where}: {reason}. {_LOCAL_HINT}"
