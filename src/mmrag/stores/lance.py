@@ -246,7 +246,7 @@ class LanceStore:
                     self._table.merge_insert("id")
                     .when_matched_update_all()
                     .when_not_matched_insert_all()
-                    .execute(data)
+                    .execute(data, on_bad_vectors="null")
                 )
             else:
                 # Appending skips merge_insert's join, about 4x faster for fresh batches.
