@@ -106,19 +106,22 @@ class StoreContract:
         assert store.get_vectors("text", ["item-2"]) == {}  # a space left out is cleared
         assert store.count({"category": "hats"}) == 1
 
-    def test_upsert_replaces_items_whose_vectors_are_missing_in_a_space(self, loaded: Any) -> None:
-        store, items, _ = loaded
-        # A mixed batch of existing ids where some rows have no vector in a space
-        # (an image with its caption: the caption has no CLIP vector).
-        rng = np.random.default_rng(3)
-        clip, text = unit(rng, 2, 8), unit(rng, 2, 4)
-        clip[1] = np.nan
-        text[0] = np.nan
-        changed = [items[0].with_(text="new 0"), items[1].with_(text="new 1")]
-        store.upsert(changed, {"clip": clip, "text": text})
-        assert store.get(["item-0", "item-1"]) == changed
-        assert set(store.get_vectors("clip", ["item-0", "item-1"])) == {"item-0"}
-        assert set(store.get_vectors("text", ["item-0", "item-1"])) == {"item-1"}
+    def test_upsert_replaces_items_whose_vectors_are_missing_in_a_space(
+        self, tmp_path: Path
+    ) -> None:
+        # An image and its caption: the image has no text vector, the caption no CLIP vector.
+        store = self.make_store(tmp_path, SPACES)
+        image = Item(id="img", kind="image", source="p.jpg", metadata={"width": 3})
+        caption = Item(id="cap", kind="text", source="p.jpg", parent="img", text="a red shoe")
+        for seed in (0, 1):  # the second round replaces both rows
+            rng = np.random.default_rng(seed)
+            clip, text = unit(rng, 2, 8), unit(rng, 2, 4)
+            clip[1] = np.nan
+            text[0] = np.nan
+            store.upsert([image, caption], {"clip": clip, "text": text})
+        assert store.get(["img", "cap"]) == [image, caption]
+        assert np.allclose(store.get_vectors("clip", ["img", "cap"])["img"], clip[0], atol=1e-6)
+        assert set(store.get_vectors("text", ["img", "cap"])) == {"cap"}
 
     def test_upsert_of_a_repeated_id_in_one_batch_keeps_the_last(self, tmp_path: Path) -> None:
         store = self.make_store(tmp_path, SPACES)
