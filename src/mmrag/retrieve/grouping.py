@@ -106,4 +106,4 @@ def _group(anchor: str, members: list[Hit]) -> Group:
     via: list[str] = []
     for h in (head, *evidence):
         via.extend(v for v in h.via if v not in via)
-    return Group(Hit(head.item, best, tuple(via)), evidence)
+    return Group(Hit(head.item, best, tuple(via), head.scores, head.evidence), evidence)

@@ -19,6 +19,7 @@ from ..models.base import ImageTextEncoder, TextEncoder
 from ..stores.base import VectorStore
 from ..types import Hit, Where
 from .fusion import rrf
+from .grouping import Group, group_hits
 
 __all__ = ["PATHS", "Searcher"]
 
@@ -45,11 +46,13 @@ class Searcher:
         text: TextEncoder | None,
         *,
         weights: Mapping[str, float] | None = None,
+        max_per_doc: int | None = 3,
     ) -> None:
         self.store = store
         self.clip = clip
         self.text = text
         self.weights = weights
+        self.max_per_doc = max_per_doc
 
     def available_paths(self) -> tuple[str, ...]:
         """The paths this index can run for a text query."""
@@ -87,11 +90,14 @@ class Searcher:
             ranked["text"] = _floor(self.store.query("text", vector, fetch, where), min_score)
         if "bm25" in use:
             ranked["bm25"] = self._bm25(query, fetch, where)
-        ranked = {path: self._fold_captions(hits) for path, hits in ranked.items()}
+        ranked = {path: self._fold_captions(_tag(hits, path)) for path, hits in ranked.items()}
         ranked = {path: hits for path, hits in ranked.items() if hits}
-        if len(ranked) == 1:
-            return list(next(iter(ranked.values())))[:k]
-        return rrf(ranked, weights=self.weights)[:k]
+        if not ranked:
+            return []
+        fused = (
+            next(iter(ranked.values())) if len(ranked) == 1 else rrf(ranked, weights=self.weights)
+        )
+        return [_as_hit(group) for group in group_hits(fused, max_per_doc=self.max_per_doc)][:k]
 
     def search_by_vector(
         self,
@@ -164,6 +170,22 @@ class Searcher:
                 seen.add(hit.item.id)
                 out.append(hit)
         return out
+
+
+def _tag(hits: list[Hit], path: str) -> list[Hit]:
+    """Record which path found each hit, and its score on that path."""
+    return [Hit(h.item, h.score, (path,), {path: h.score}, h.evidence) for h in hits]
+
+
+def _as_hit(group: Group) -> Hit:
+    """A group as one hit: its members' best score per path, the folded items as evidence."""
+    scores: dict[str, float] = {}
+    for member in (group.hit, *group.evidence):
+        for path, value in member.scores.items():
+            scores[path] = max(value, scores.get(path, value))
+    head = group.hit
+    evidence = (*head.evidence, *(e.item for e in group.evidence))
+    return Hit(head.item, head.score, head.via, scores, evidence)
 
 
 def _is_caption(hit: Hit) -> bool:
