@@ -18,6 +18,7 @@ from mmrag.imaging import preprocess_image
 from mmrag.ingest.images import (
     DecodedImage,
     DecodeFailure,
+    DecodeTask,
     decode_image,
     decode_path,
     read_sidecar,
@@ -97,7 +98,7 @@ def test_decode_path_reads_file_and_sidecar(tmp_path: Path) -> None:
     path = tmp_path / "a.png"
     draw_photo("red").save(path)
     path.with_suffix(".txt").write_text("a red square")
-    result = decode_path((str(path), 32, 64, LIMIT))
+    result = decode_path(DecodeTask(str(path), 32, 64, LIMIT))
     assert isinstance(result, DecodedImage)
     assert result.texts == ["a red square"] and result.format == "PNG"
     assert result.pixels.shape == (32, 32, 3)
@@ -134,6 +135,22 @@ def test_bad_bytes_raise_input_error_naming_the_input(data: bytes, reason: str) 
 
 def test_decode_path_reports_failures_instead_of_raising(tmp_path: Path) -> None:
     missing = tmp_path / "gone.jpg"
-    result = decode_path((str(missing), 32, 32, LIMIT))
+    result = decode_path(DecodeTask(str(missing), 32, 32, LIMIT))
     assert isinstance(result, DecodeFailure)
     assert result.source == str(missing) and "cannot read" in result.reason
+
+
+def test_text_in_a_picture_is_read_by_ocr(tmp_path: Path) -> None:
+    from PIL import ImageDraw, ImageFont
+
+    sign = Image.new("RGB", (640, 200), "white")
+    font = ImageFont.load_default(size=64)
+    ImageDraw.Draw(sign).text((30, 60), "OPEN DAILY", fill="black", font=font)
+    path = tmp_path / "sign.png"
+    sign.save(path)
+    result = decode_path(DecodeTask(str(path), 32, 64, LIMIT, ocr=True))
+    assert isinstance(result, DecodedImage) and not result.warnings
+    text = " ".join(line.text for line in result.ocr_lines).replace(" ", "").upper()
+    assert "OPENDAILY" in text
+    x0, _, x1, _ = result.ocr_lines[0].bbox
+    assert 0 <= x0 < x1 <= 640 * result.ocr_scale + 1

@@ -31,9 +31,11 @@ from .ingest.images import (
     IMAGE_SUFFIXES,
     DecodedImage,
     DecodeFailure,
+    DecodeTask,
     decode_image,
     decode_path,
 )
+from .ingest.ocr_images import lines_to_items
 from .ingest.sources import Source, expand_sources
 from .manifest import Manifest, SourceRecord
 from .models.base import ImageTextEncoder, TextEncoder
@@ -70,6 +72,12 @@ class IndexReport:
     def processed(self) -> int:
         """Sources dealt with so far, whatever the outcome."""
         return self.added + self.updated + self.unchanged + self.failed
+
+    def warn(self, warnings: Iterable[str]) -> None:
+        """Record warnings once each (one missing OCR engine must not print a thousand times)."""
+        for warning in warnings:
+            if warning not in self.warnings:
+                self.warnings.append(warning)
 
     def fail(self, source: str, reason: str) -> None:
         """Record a failed source."""
@@ -201,6 +209,7 @@ class Indexer:
             if isinstance(result, DecodeFailure):
                 report.fail(result.source, result.reason)
             elif force or not self._same_bytes(result.source, result.hash, report):
+                report.warn(result.warnings)
                 yield self._image_work(result, _stat(result.source))
         for source in others:
             try:
@@ -231,7 +240,13 @@ class Indexer:
 
     def _decode_files(self, images: list[Source]) -> Iterator[DecodedImage | DecodeFailure]:
         tasks = [
-            (s.location, self.image_size, self.settings.thumb_size, self.settings.max_image_pixels)
+            DecodeTask(
+                s.location,
+                self.image_size,
+                self.settings.thumb_size,
+                self.settings.max_image_pixels,
+                self.settings.ocr,
+            )
             for s in images
         ]
         workers = self.settings.workers or os.cpu_count() or 1
@@ -284,6 +299,15 @@ class Indexer:
         )
         work.pixels[image_id] = decoded.pixels
         work.blobs.append(("thumb", decoded.hash, decoded.thumb_jpeg))
+        if decoded.ocr_lines:
+            found = lines_to_items(
+                decoded.ocr_lines,
+                image,
+                id_key=(source, "ocr"),
+                chunk_chars=self.settings.chunk_chars,
+                scale=decoded.ocr_scale,
+            )
+            work.items.extend(e.item.with_(thumb=decoded.hash) for e in found)
         if caption:
             work.items.append(
                 Item(
@@ -312,6 +336,7 @@ class Indexer:
                     size=self.image_size,
                     thumb_size=self.settings.thumb_size,
                     max_pixels=self.settings.max_image_pixels,
+                    ocr=self.settings.ocr,
                 )
                 return self._image_work(decoded, None)
             suffix = ".pdf" if content_type == "application/pdf" else suffix

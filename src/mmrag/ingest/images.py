@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import InputError
+from ..errors import InputError, MmragError
 from ..imaging import preprocess_image, to_rgb
 from ..types import content_hash
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "DecodeFailure",
+    "DecodeTask",
     "DecodedImage",
     "decode_image",
     "decode_path",
@@ -51,6 +52,21 @@ class DecodedImage:
     format: str
     texts: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Text lines read by OCR, boxes in the pixels of an image ``ocr_scale`` times the original.
+    ocr_lines: list[Any] = field(default_factory=list)
+    ocr_scale: float = 1.0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DecodeTask:
+    """What a decode worker needs for one file."""
+
+    path: str
+    size: int
+    thumb_size: int
+    max_pixels: int
+    ocr: bool = False
 
 
 @dataclass
@@ -90,6 +106,21 @@ def _open_checked(data: bytes, source: str, max_pixels: int) -> Image.Image:
     return image
 
 
+#: OCR reads images at most this large (long side); text smaller than that is rarely legible.
+OCR_SIDE = 1280
+_OCR_ENGINE: Any = None
+
+
+def _ocr_engine() -> Any:
+    """One OCR engine per (worker) process, loaded on first use."""
+    global _OCR_ENGINE
+    if _OCR_ENGINE is None:
+        from ..models.ocr import RapidOcr
+
+        _OCR_ENGINE = RapidOcr(threads=1)
+    return _OCR_ENGINE
+
+
 def decode_image(
     data: bytes,
     source: str,
@@ -97,8 +128,9 @@ def decode_image(
     size: int,
     thumb_size: int,
     max_pixels: int,
+    ocr: bool = False,
 ) -> DecodedImage:
-    """Decode image bytes (EXIF orientation applied) into model pixels and a thumbnail."""
+    """Decode image bytes (EXIF orientation applied) into model pixels, a thumbnail, OCR lines."""
     image = _open_checked(data, source, max_pixels)
     fmt = str(image.format)
     width, height = image.size
@@ -107,8 +139,9 @@ def decode_image(
     description = embedded_description(image)
     try:
         if fmt in ("JPEG", "MPO"):
-            # Decode straight at a reduced DCT scale that still covers the model input.
-            image.draft("RGB", (max(size, thumb_size), max(size, thumb_size)))
+            # Decode straight at a reduced DCT scale that still covers what we need.
+            need = max(size, thumb_size, OCR_SIDE // 2 if ocr else 0)
+            image.draft("RGB", (need, need))
         image.load()
         image = ImageOps.exif_transpose(image) or image
         rgb = to_rgb(image)
@@ -116,6 +149,17 @@ def decode_image(
         thumb = _thumbnail(rgb, thumb_size)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(source, f"cannot decode image: {exc}") from None
+    lines: list[Any] = []
+    scale = 1.0
+    warnings: list[str] = []
+    if ocr:
+        page = rgb.copy()
+        page.thumbnail((OCR_SIDE, OCR_SIDE), Image.Resampling.BICUBIC)
+        scale = page.width / max(width, 1)
+        try:
+            lines = _ocr_engine().read(page)
+        except MmragError as exc:  # no OCR is a lesser loss than no image
+            warnings.append(f"OCR skipped: {exc}")
     return DecodedImage(
         source=source,
         hash=content_hash(data),
@@ -125,17 +169,25 @@ def decode_image(
         thumb_jpeg=thumb,
         format=fmt,
         texts=[description] if description else [],
+        ocr_lines=lines,
+        ocr_scale=scale,
+        warnings=warnings,
     )
 
 
-def decode_path(task: tuple[str, int, int, int]) -> DecodedImage | DecodeFailure:
+def decode_path(task: DecodeTask) -> DecodedImage | DecodeFailure:
     """Worker entry point: read, decode and attach sidecar text; never raises."""
-    path_str, size, thumb_size, max_pixels = task
+    path_str = task.path
     path = Path(path_str)
     try:
         data = path.read_bytes()
         decoded = decode_image(
-            data, path_str, size=size, thumb_size=thumb_size, max_pixels=max_pixels
+            data,
+            path_str,
+            size=task.size,
+            thumb_size=task.thumb_size,
+            max_pixels=task.max_pixels,
+            ocr=task.ocr,
         )
         caption, metadata = read_sidecar(path)
     except InputError as exc:
