@@ -344,7 +344,7 @@ def open_index(
             "Re-embed deliberately with --reembed (Index: reembed=True), or use the recorded model."
         )
     clip = clip_factory(settings, clip_model) if clip_model else None
-    text = text_factory(settings, text_model)
+    text = text_factory(settings, text_model or settings.text_model)
     spaces = {"text": text.dim}
     if clip is not None:
         spaces = {"clip": clip.dim, **spaces}

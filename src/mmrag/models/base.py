@@ -20,9 +20,14 @@ class ImageTextEncoder(Protocol):
     processes; ``encode_pixels`` takes a batch of those arrays.
     """
 
-    model_id: str
-    dim: int
-    image_size: int
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def image_size(self) -> int: ...
 
     def preprocess(self, image: Image.Image) -> np.ndarray: ...
 
@@ -37,7 +42,10 @@ class ImageTextEncoder(Protocol):
 class TextEncoder(Protocol):
     """Text chunks and queries into a text space. Outputs are L2-normalised float32."""
 
-    model_id: str
-    dim: int
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
 
     def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray: ...

@@ -22,8 +22,10 @@ __all__ = ["VectorStore"]
 class VectorStore(Protocol):
     """Items plus vectors, searchable by vector (and by full text where the backend has it)."""
 
-    #: Names and dimensions of the vector spaces this store was opened with.
-    spaces: Mapping[str, int]
+    @property
+    def spaces(self) -> Mapping[str, int]:
+        """Names and dimensions of the vector spaces this store was opened with."""
+        ...
 
     def upsert(self, items: Sequence[Item], vectors: Mapping[str, np.ndarray]) -> None:
         """Insert or replace items by id.
