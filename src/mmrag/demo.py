@@ -175,10 +175,10 @@ def _draw_scene(stem: str, size: int = 320) -> Image.Image:
 def _write_manual(path: Path) -> bool:
     """A two-page PDF manual with a caption and a vector figure; False without PyMuPDF."""
     try:
-        import fitz  # type: ignore[import-untyped]
+        import pymupdf
     except ImportError:
         return False
-    doc = fitz.open()
+    doc = pymupdf.open()
     page = doc.new_page()
     page.insert_text((72, 72), "Pump maintenance manual", fontsize=20)
     page.insert_text(
@@ -189,9 +189,9 @@ def _write_manual(path: Path) -> bool:
     page.insert_text(
         (72, 126), "Replace the impeller seal every 2000 operating hours.", fontsize=11
     )
-    page.draw_rect(fitz.Rect(150, 180, 450, 420), color=(0, 0, 0), width=1.5)
-    page.draw_circle(fitz.Point(300, 300), 80, color=(0, 0, 0.8), width=2)
-    page.draw_line(fitz.Point(220, 300), fitz.Point(380, 300), color=(0.8, 0, 0), width=2)
+    page.draw_rect(pymupdf.Rect(150, 180, 450, 420), color=(0, 0, 0), width=1.5)
+    page.draw_circle(pymupdf.Point(300, 300), 80, color=(0, 0, 0.8), width=2)
+    page.draw_line(pymupdf.Point(220, 300), pymupdf.Point(380, 300), color=(0.8, 0, 0), width=2)
     page.insert_text((150, 445), "Figure 1: Exploded view of the pump assembly", fontsize=10)
     page = doc.new_page()
     page.insert_text((72, 72), "Troubleshooting", fontsize=18)

@@ -97,6 +97,22 @@ def parse_where(filters: tuple[str, ...]) -> Where | None:
     return where or None
 
 
+def describe_where(where: Where | None) -> str:
+    """A filter written the way ``--where`` takes it: ``price<200 category=bags``."""
+    parts = []
+    for key, value in (where or {}).items():
+        if isinstance(value, Range):
+            ops = (("gte", ">="), ("gt", ">"), ("lte", "<="), ("lt", "<"))
+            parts += [
+                f"{key}{op}{getattr(value, b):g}" for b, op in ops if getattr(value, b) is not None
+            ]
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            parts.append(f"{key}={','.join(map(str, value))}")
+        else:
+            parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
 def _scalar(value: str) -> str | int | float:
     for cast in (int, float):
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..demo import run_demo
-from .common import EXIT_OK, print_hits, run_guarded, settings_from
+from .common import EXIT_OK, describe_where, print_hits, run_guarded, settings_from
 
 
 @click.command("demo")
@@ -57,7 +57,7 @@ def _run(root: Path, model: str | None) -> int:
         click.echo(f"  skipped {Path(error['path']).name}: {error['reason']}")
     click.echo(f"retrieval paths that ran: {', '.join(result.paths)}")
     for query, where, hits in result.searches:
-        flt = f"  where {where}" if where else ""
+        flt = "".join(f" --where {part}" for part in describe_where(where).split())
         click.secho(f"\n$ mmrag search {query!r}{flt}", fg="cyan")
         print_hits(hits, False)
     if result.similar:
