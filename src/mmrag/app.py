@@ -19,7 +19,7 @@ from PIL import Image
 
 from .blobs import BlobStore
 from .config import Settings
-from .errors import IndexError_, InputError, ModelMismatchError
+from .errors import ConfigError, IndexError_, InputError, ModelMismatchError
 from .indexer import Indexer, IndexReport, Progress
 from .ingest.base import Ingester
 from .ingest.images import decode_image
@@ -263,6 +263,7 @@ def _write_meta(path: Path, meta: Mapping[str, Any]) -> None:
 
 EncoderFactory = Callable[[Settings, str], ImageTextEncoder]
 TextFactory = Callable[[Settings, str], TextEncoder]
+StoreFactory = Callable[[Settings, Mapping[str, int], bool], VectorStore]
 
 
 def _default_clip(settings: Settings, model: str) -> ImageTextEncoder:
@@ -281,6 +282,28 @@ def _default_text(settings: Settings, model: str) -> TextEncoder:
     from .models.text import SentenceTextEncoder
 
     return SentenceTextEncoder(model, device=settings.device, offline=settings.hf_offline)
+
+
+def _default_store(settings: Settings, spaces: Mapping[str, int], overwrite: bool) -> VectorStore:
+    """LanceDB under the index directory, or a Qdrant collection when ``store='qdrant'``.
+
+    ``overwrite`` starts the collection afresh (a deliberate re-embed).
+    """
+    if settings.store == "qdrant":
+        from .stores.qdrant import QdrantStore
+
+        if not settings.qdrant_url:
+            raise ConfigError("store 'qdrant' needs MMRAG_QDRANT_URL (a URL or a local path)")
+        location: Any = settings.qdrant_url
+        if settings.qdrant_api_key is not None and location.startswith(("http://", "https://")):
+            from qdrant_client import QdrantClient
+
+            key = settings.qdrant_api_key.get_secret_value()
+            location = QdrantClient(url=location, api_key=key)
+        return QdrantStore(location, settings.qdrant_collection, spaces, overwrite=overwrite)
+    from .stores.lance import LanceStore
+
+    return LanceStore(settings.index / "store", spaces, overwrite=overwrite)
 
 
 def _default_ingesters(settings: Settings) -> list[Ingester]:
@@ -309,6 +332,7 @@ def open_index(
     create: bool = True,
     clip_factory: EncoderFactory = _default_clip,
     text_factory: TextFactory = _default_text,
+    store_factory: StoreFactory = _default_store,
     **overrides: Any,
 ) -> Index:
     """Open (or create) the index at ``path``.
@@ -348,12 +372,8 @@ def open_index(
     spaces = {"text": text.dim}
     if clip is not None:
         spaces = {"clip": clip.dim, **spaces}
-    from .stores.lance import LanceStore
-
     root.mkdir(parents=True, exist_ok=True)
-    if mismatch:
-        LanceStore(root / "store", _recorded_spaces(meta)).drop()
-    store = LanceStore(root / "store", spaces)
+    store = store_factory(settings, spaces, mismatch)
     new_meta = {
         "schema": SCHEMA_VERSION,
         "clip_model": clip_model,
@@ -378,11 +398,6 @@ def _chosen(asked: str, meta: Mapping[str, Any] | None, key: str, explicit: bool
     if meta is not None and not explicit:
         return meta.get(key)
     return None if asked.strip().lower() in NO_CLIP else asked
-
-
-def _recorded_spaces(meta: Mapping[str, Any] | None) -> dict[str, int]:
-    spaces = (meta or {}).get("spaces") or {}
-    return {str(name): int(dim) for name, dim in spaces.items()}
 
 
 def _reembed(index: Index) -> None:

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     image_budget: int = Field(default=512 * 512, ge=64 * 64, description="pixels per source image")
     image_detail: Literal["low", "high", "auto"] = "low"
 
-    # Qdrant (distributed store).
-    qdrant_url: str | None = None
+    # Store: LanceDB on disk (default) or a Qdrant cluster.
+    store: Literal["lance", "qdrant"] = "lance"
+    qdrant_url: str | None = Field(default=None, description="http(s) URL, or a local path")
     qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = "mmrag"

@@ -61,7 +61,8 @@ class Searcher:
             paths.append("clip")
         if self.text is not None and "text" in self.store.spaces:
             paths.append("text")
-        paths.append("bm25")
+        if getattr(self.store, "full_text", True):  # a store without BM25 says so
+            paths.append("bm25")
         return tuple(paths)
 
     def search(

@@ -82,8 +82,21 @@ def _item(payload: Mapping[str, Any]) -> Item:
 class QdrantStore:
     """A :class:`~mmrag.stores.base.VectorStore` on a Qdrant collection with named vectors."""
 
-    def __init__(self, client_or_location: Any, collection: str, spaces: Mapping[str, int]) -> None:
-        """Use a ``QdrantClient``, or make one from ``":memory:"``, a URL or a local path."""
+    #: No BM25 here: the full-text retrieval path is skipped for this store.
+    full_text = False
+
+    def __init__(
+        self,
+        client_or_location: Any,
+        collection: str,
+        spaces: Mapping[str, int],
+        *,
+        overwrite: bool = False,
+    ) -> None:
+        """Use a ``QdrantClient``, or make one from ``":memory:"``, a URL or a local path.
+
+        ``overwrite`` deletes an existing collection first (a deliberate re-embed).
+        """
         client_cls, self._models = _import_qdrant()
         if not spaces:
             raise ConfigError("a store needs at least one vector space")
@@ -100,6 +113,8 @@ class QdrantStore:
         else:
             self._client = client_or_location
         try:
+            if overwrite and self._client.collection_exists(collection):
+                self._client.delete_collection(collection)
             if self._client.collection_exists(collection):
                 self._check_spaces()
             else:
