@@ -324,6 +324,17 @@ class Indexer:
         return work
 
     def _other_work(self, source: Source, force: bool, report: IndexReport) -> _Work | None:
+        """A URL or document source as work; None when its bytes did not change."""
+        try:
+            return self._fetch_or_read(source, force, report)
+        finally:
+            for ingester in set(self.ingesters.values()):
+                problems = getattr(ingester, "warnings", None)
+                if problems:  # pages or slides skipped inside an otherwise good document
+                    report.warn(str(problem) for problem in problems)
+                    problems.clear()
+
+    def _fetch_or_read(self, source: Source, force: bool, report: IndexReport) -> _Work | None:
         if source.is_url:
             data, content_type = fetch_url(source.location, self.settings)
             if not force and self._same_bytes(source.location, content_hash(data), report):
