@@ -154,3 +154,26 @@ def test_text_in_a_picture_is_read_by_ocr(tmp_path: Path) -> None:
     assert "OPENDAILY" in text
     x0, _, x1, _ = result.ocr_lines[0].bbox
     assert 0 <= x0 < x1 <= 640 * result.ocr_scale + 1
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode"),
+    [
+        ("PNG", "RGBA"),
+        ("PNG", "P"),
+        ("PNG", "I;16"),
+        ("WEBP", "RGB"),
+        ("GIF", "P"),
+        ("BMP", "RGB"),
+        ("TIFF", "RGB"),
+        ("JPEG", "L"),
+        ("JPEG", "CMYK"),
+    ],
+)
+def test_every_supported_format_and_mode_decodes_to_rgb(fmt: str, mode: str) -> None:
+    out = io.BytesIO()
+    draw_photo("blue", size=(90, 60)).convert(mode).save(out, format=fmt)
+    decoded = decode(out.getvalue(), size=32)
+    assert decoded.format == fmt and (decoded.width, decoded.height) == (90, 60)
+    assert decoded.pixels.shape == (32, 32, 3)
+    assert Image.open(io.BytesIO(decoded.thumb_jpeg)).mode == "RGB"
