@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 import click
 
 from ..config import Settings
-from ..errors import MmragError
-from ..types import Hit, Range, Where
+from ..errors import ConfigError, MmragError
+from ..retrieve import where as where_syntax
+from ..types import Hit, Where
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -70,56 +71,14 @@ def run_guarded(as_json: bool, body: Callable[[], int]) -> int:
 
 
 def parse_where(filters: tuple[str, ...]) -> Where | None:
-    """``--where key=value`` (equals), ``key=a,b`` (in), ``key<200``, ``key>=10`` (ranges)."""
-    where: dict[str, Any] = {}
-    for raw in filters:
-        for op in ("<=", ">=", "<", ">", "="):
-            if op in raw:
-                key, _, value = raw.partition(op)
-                key, value = key.strip(), value.strip()
-                break
-        else:
-            raise click.BadParameter(f"{raw!r}: expected key=value, key<number or key>=number")
-        if not key:
-            raise click.BadParameter(f"{raw!r}: missing field name")
-        if op == "=":
-            parts = [_scalar(v) for v in value.split(",")]
-            where[key] = parts[0] if len(parts) == 1 else parts
-        else:
-            try:
-                number = float(value)
-            except ValueError:
-                raise click.BadParameter(f"{raw!r}: {value!r} is not a number") from None
-            bound = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}[op]
-            previous = where.get(key)
-            base = previous.__dict__ if isinstance(previous, Range) else {}
-            where[key] = Range(**{**base, bound: number})
-    return where or None
+    """``--where`` values as a filter; a malformed one is a usage error (exit 2)."""
+    try:
+        return where_syntax.parse_where(filters)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--where") from None
 
 
-def describe_where(where: Where | None) -> str:
-    """A filter written the way ``--where`` takes it: ``price<200 category=bags``."""
-    parts = []
-    for key, value in (where or {}).items():
-        if isinstance(value, Range):
-            ops = (("gte", ">="), ("gt", ">"), ("lte", "<="), ("lt", "<"))
-            parts += [
-                f"{key}{op}{getattr(value, b):g}" for b, op in ops if getattr(value, b) is not None
-            ]
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            parts.append(f"{key}={','.join(map(str, value))}")
-        else:
-            parts.append(f"{key}={value}")
-    return " ".join(parts)
-
-
-def _scalar(value: str) -> str | int | float:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            continue
-    return value
+describe_where = where_syntax.describe_where
 
 
 def where_options(func: Callable[..., Any]) -> Callable[..., Any]:
