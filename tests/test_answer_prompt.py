@@ -115,6 +115,21 @@ def test_sources_are_numbered_with_label_text_and_downscaled_images() -> None:
     assert prompt.sources[2].image is None
 
 
+def test_a_caption_that_is_also_the_items_text_is_sent_once() -> None:
+    photo = Item(
+        id="p",
+        kind="image",
+        source="/x/red.jpg",
+        text="a red shoe",
+        metadata={"caption": "a red shoe"},
+    )
+    prompt = build_prompt("which shoe?", [Hit(photo, 1.0)], None)
+    source = next(
+        p.text for p in prompt.parts if isinstance(p, TextPart) and p.text.startswith("[1]")
+    )
+    assert source.count("a red shoe") == 1
+
+
 def test_an_image_follows_its_source_header() -> None:
     prompt = build_prompt("q", _hits(FIGURE), lambda it: _photo((64, 64)))
     kinds = [type(p).__name__ for p in prompt.parts]

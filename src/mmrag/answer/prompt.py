@@ -155,14 +155,14 @@ def _load_and_encode(
 def _source_text(item: Item, max_chars: int) -> str:
     """The text shown for one source: selected metadata fields, then the item's own text."""
     lines = []
+    text = (item.text or "").strip()
     for key in _META_FIELDS:
         value = item.metadata.get(key)
-        if value in (None, "", [], ()):
-            continue
+        if value in (None, "", [], ()) or (isinstance(value, str) and value.strip() == text):
+            continue  # empty, or the item's own text again (an image's caption is both)
         if isinstance(value, (list, tuple, set, frozenset)):
             value = ", ".join(map(str, value))
         lines.append(f"{key.capitalize()}: {value}")
-    text = (item.text or "").strip()
     if text:
         if len(text) > max_chars:
             text = text[:max_chars].rsplit(" ", 1)[0] + " …"
