@@ -44,7 +44,12 @@ def draw_photo(colour: str, shape: str = "square", size: tuple[int, int] = (96, 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """A folder of captioned photos: JPEG with .txt, PNG with .json, one nested folder."""
-    root = tmp_path / "photos"
+    return make_corpus(tmp_path)
+
+
+def make_corpus(parent: Path) -> Path:
+    """Write the six captioned photos of :func:`corpus` under ``parent/photos``."""
+    root = parent / "photos"
     (root / "nested").mkdir(parents=True)
     for i, colour in enumerate(COLOURS):
         shape = "circle" if i % 2 else "square"

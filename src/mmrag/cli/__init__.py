@@ -1,4 +1,4 @@
-"""The ``mmrag`` command line: index, search, similar, ask, stats, demo.
+"""The ``mmrag`` command line: index, search, similar, ask, stats, serve, demo.
 
 Exit codes: 0 success; 1 an error (message on stderr, or JSON with --json);
 2 bad usage; 3 indexing finished but some inputs failed.
@@ -11,9 +11,12 @@ import sys
 import click
 
 from .. import __version__
+from .ask_cmd import ask_cmd
 from .common import EXIT_ERROR
+from .demo_cmd import demo_cmd
 from .index_cmds import index_cmd, stats_cmd
 from .search_cmds import search_cmd, similar_cmd
+from .serve_cmd import serve_cmd
 
 __all__ = ["main"]
 
@@ -24,20 +27,8 @@ def cli() -> None:
     """mmrag: index images and documents, search them by text or image, ask questions."""
 
 
-cli.add_command(index_cmd)
-cli.add_command(stats_cmd)
-cli.add_command(search_cmd)
-cli.add_command(similar_cmd)
-
-try:  # commands whose modules are optional stay out when their parts are missing
-    from .ask_cmd import ask_cmd
-
-    cli.add_command(ask_cmd)
-except ImportError:  # pragma: no cover - the answer package ships with mmrag
-    pass
-from .demo_cmd import demo_cmd  # noqa: E402
-
-cli.add_command(demo_cmd)
+for command in (index_cmd, search_cmd, similar_cmd, ask_cmd, stats_cmd, serve_cmd, demo_cmd):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
