@@ -1,4 +1,4 @@
-"""The ``mmrag`` command line: index, search, similar, ask, stats, serve, demo.
+"""The ``mmrag`` command line: index, search, similar, ask, stats, eval, serve, demo.
 
 Exit codes: 0 success; 1 an error (message on stderr, or JSON with --json);
 2 bad usage; 3 indexing finished but some inputs failed.
@@ -14,6 +14,7 @@ from .. import __version__
 from .ask_cmd import ask_cmd
 from .common import EXIT_ERROR
 from .demo_cmd import demo_cmd
+from .eval_cmd import eval_cmd
 from .index_cmds import index_cmd, stats_cmd
 from .search_cmds import search_cmd, similar_cmd
 from .serve_cmd import serve_cmd
@@ -27,7 +28,16 @@ def cli() -> None:
     """mmrag: index images and documents, search them by text or image, ask questions."""
 
 
-for command in (index_cmd, search_cmd, similar_cmd, ask_cmd, stats_cmd, serve_cmd, demo_cmd):
+for command in (
+    index_cmd,
+    search_cmd,
+    similar_cmd,
+    ask_cmd,
+    stats_cmd,
+    eval_cmd,
+    serve_cmd,
+    demo_cmd,
+):
     cli.add_command(command)
 
 

@@ -1,0 +1,69 @@
+"""Retrieval metrics are pure functions; `mmrag eval` runs them per path on a real index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmrag.cli import main
+from mmrag.errors import InputError
+from mmrag.evaluate import Judged, evaluate, load_queries, match, reciprocal_rank
+from mmrag.types import Hit, Item
+
+
+def hit(source: str, page: int | None = None) -> Hit:
+    return Hit(Item(id=source + str(page), kind="page", source=source, page=page), 1.0)
+
+
+def test_matching_by_source_suffix_and_page() -> None:
+    judged = Judged("q", (("docs/manual.pdf", 7),))
+    assert match(hit("/data/docs/manual.pdf", 7), judged)
+    assert not match(hit("/data/docs/manual.pdf", 8), judged)
+    assert not match(hit("/data/old-docs/xmanual.pdf", 7), judged)
+
+
+def test_reciprocal_rank_and_recall_at_cutoffs() -> None:
+    judged = [Judged("a", (("x.jpg", None),)), Judged("b", (("y.jpg", None),))]
+    ranked = {
+        "a": [hit("/x.jpg"), hit("/z.jpg")],
+        "b": [hit("/z.jpg"), hit("/w.jpg"), hit("/y.jpg")],
+    }
+    assert reciprocal_rank(ranked["b"], judged[1]) == pytest.approx(1 / 3)
+    (scores,) = evaluate(lambda q, p: ranked[q], judged, [None], cutoffs=(1, 2, 3))
+    assert scores.path == "fused"
+    assert scores.recall == {1: 0.5, 2: 0.5, 3: 1.0}
+    assert scores.mrr == pytest.approx((1 + 1 / 3) / 2)
+
+
+def test_query_files_are_validated_line_by_line(tmp_path: Path) -> None:
+    good = tmp_path / "q.jsonl"
+    good.write_text('{"query": "pump", "relevant": [{"source": "m.pdf", "page": 2}, "a.jpg"]}\n\n')
+    assert load_queries(good) == [Judged("pump", (("m.pdf", 2), ("a.jpg", None)))]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "ok", "relevant": []}\n{"relevant": []}\n')
+    with pytest.raises(InputError, match=r"bad\.jsonl:2"):
+        load_queries(bad)
+
+
+@pytest.mark.integration
+def test_eval_command_reports_each_path(
+    tmp_path: Path, corpus: Path, tiny_clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--index", str(tmp_path / "idx"), "--model", str(tiny_clip)]
+    assert main(["index", str(corpus), *args, "--json"]) == 0
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(
+        "\n".join(
+            json.dumps({"query": f"a {c} shape", "relevant": [f"{c}.{ext}"]})
+            for c, ext in (("red", "png"), ("green", "jpg"), ("blue", "jpg"))
+        )
+    )
+    capsys.readouterr()
+    assert main(["eval", str(queries), *args, "-k", "5", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    by_path = {p["path"]: p for p in report["paths"]}
+    assert set(by_path) == {"clip", "text", "bm25", "fused"} and report["queries"] == 3
+    assert by_path["text"]["recall"]["@1"] == 1.0  # the captions say the colour
+    assert by_path["fused"]["recall"]["@5"] == 1.0
