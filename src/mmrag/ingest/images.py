@@ -78,8 +78,18 @@ class DecodeFailure:
 
 
 def _thumbnail(image: Image.Image, size: int) -> bytes:
-    thumb = image.copy()
-    thumb.thumbnail((size, size), Image.Resampling.BILINEAR)
+    """A JPEG no larger than ``size`` on its long side (never upscaled)."""
+    width, height = image.size
+    scale = min(size / width, size / height, 1.0)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # resize() makes the new image itself, so no copy of the full-size source is needed,
+    # and reducing_gap=1.0 box-reduces by the integer part of the scale before the bilinear
+    # pass: about twice as fast on photos, and indistinguishable at thumbnail size.
+    thumb = (
+        image
+        if target == image.size
+        else image.resize(target, Image.Resampling.BILINEAR, reducing_gap=1.0)
+    )
     out = io.BytesIO()
     thumb.save(out, format="JPEG", quality=82)
     return out.getvalue()
@@ -143,7 +153,8 @@ def decode_image(
             need = max(size, thumb_size, OCR_SIDE // 2 if ocr else 0)
             image.draft("RGB", (need, need))
         image.load()
-        image = ImageOps.exif_transpose(image) or image
+        # In place: the default returns a full copy even when there is nothing to rotate.
+        ImageOps.exif_transpose(image, in_place=True)
         rgb = to_rgb(image)
         pixels = preprocess_image(rgb, size, draft=False)
         thumb = _thumbnail(rgb, thumb_size)
