@@ -83,7 +83,7 @@ def test_every_page_becomes_a_rendered_page_item_under_the_document(sample_pdf: 
 
 def test_page_text_is_chunked_with_page_anchors(sample_pdf: Path) -> None:
     out = _extract(sample_pdf, chunk_chars=300)
-    texts = [e.item for e in out if e.item.kind == "text"]
+    texts = [e.item for e in out if e.item.kind == "text" and "chunk" in e.item.metadata]
     assert {t.page for t in texts} == {1, 2, 3}
     for t in texts:
         assert t.parent == item_id(str(sample_pdf), "page", t.page)
@@ -116,6 +116,18 @@ def test_vector_chart_is_found_from_its_drawings(sample_pdf: Path) -> None:
     assert "Pump output" in item.metadata["caption"]
     assert item.bbox[0] <= 101 and item.bbox[2] >= 499 and item.bbox[1] <= 301
     assert figs[0].image is not None and figs[0].image.width > 200
+
+
+def test_a_figure_caption_is_also_a_text_item_under_its_figure(sample_pdf: Path) -> None:
+    out = [e.item for e in _extract(sample_pdf)]
+    figures = {i.id: i for i in out if i.kind == "figure" and i.metadata.get("caption")}
+    captions = [i for i in out if i.kind == "text" and i.metadata.get("role") == "caption"]
+    assert len(captions) == len(figures) == 2
+    for cap in captions:
+        fig = figures[cap.parent]  # search folds a caption hit into this figure
+        assert cap.text == fig.metadata["caption"] and cap.page == fig.page
+        assert cap.metadata["label"] == fig.metadata["label"]
+        assert cap.bbox is not None and cap.bbox[1] >= fig.bbox[3] - 4  # the caption sits below
 
 
 def test_ids_are_stable_across_runs(sample_pdf: Path) -> None:
