@@ -93,3 +93,16 @@ def test_groups_serialise_with_their_evidence() -> None:
     assert data["evidence"] == [
         {"id": "a.pdf-p1-t0", "score": 0.3, "text": "valve", "page": 1, "bbox": None}
     ]
+
+
+def test_overflow_moves_capped_results_last_instead_of_dropping_them() -> None:
+    hits = [hit(page("big.pdf", n), 1.0 - n / 100) for n in range(1, 5)]
+    hits.append(hit(page("other.pdf", 1), 0.5))
+    groups = group_hits(hits, max_per_doc=2, overflow=True)
+    assert [g.hit.item.id for g in groups] == [
+        "big.pdf-p1",
+        "big.pdf-p2",
+        "other.pdf-p1",
+        "big.pdf-p3",
+        "big.pdf-p4",
+    ]

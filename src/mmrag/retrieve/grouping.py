@@ -59,6 +59,7 @@ def group_hits(
     max_per_doc: int | None = 3,
     fold_siblings: bool = True,
     key: Callable[[Item], str | None] = document_key,
+    overflow: bool = False,
 ) -> list[Group]:
     """Fold text chunks into their hit parent, then keep at most ``max_per_doc`` per document.
 
@@ -66,6 +67,9 @@ def group_hits(
     evidence of that parent; with ``fold_siblings`` the other chunks of one
     parent that is not a hit fold into the best of them. Groups are ordered by
     their best score (ties keep input order). ``max_per_doc=None`` disables the cap.
+    With ``overflow`` the groups over the cap are not dropped but moved after
+    all the others (still best first): other documents get the top slots, yet a
+    query that only one document answers still gets that document's pages.
     """
     hit_ids = {h.item.id for h in hits}
     members: dict[str, list[Hit]] = {}  # the group's anchor id -> its hits, in input order
@@ -74,15 +78,17 @@ def group_hits(
     groups = [_group(anchor, m) for anchor, m in members.items()]
     order = sorted(range(len(groups)), key=lambda i: -groups[i].hit.score)
     out: list[Group] = []
+    over: list[Group] = []
     per_doc: dict[str, int] = {}
     for i in order:
         doc = key(groups[i].hit.item)
         if doc is not None and max_per_doc is not None:
             if per_doc.get(doc, 0) >= max_per_doc:
+                over.append(groups[i])
                 continue
             per_doc[doc] = per_doc.get(doc, 0) + 1
         out.append(groups[i])
-    return out
+    return out + over if overflow else out
 
 
 def _anchor(hit: Hit, hit_ids: set[str], fold_siblings: bool) -> str:

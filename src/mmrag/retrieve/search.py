@@ -47,12 +47,16 @@ class Searcher:
         *,
         weights: Mapping[str, float] | None = None,
         max_per_doc: int | None = 3,
+        overflow: bool = True,
     ) -> None:
         self.store = store
         self.clip = clip
         self.text = text
         self.weights = weights
         self.max_per_doc = max_per_doc
+        # Demote, do not drop, a document's results past the cap: with one big manual
+        # in the index a hard cap would hide its 4th-best page at any k.
+        self.overflow = overflow
 
     def available_paths(self) -> tuple[str, ...]:
         """The paths this index can run for a text query."""
@@ -98,7 +102,8 @@ class Searcher:
         fused = (
             next(iter(ranked.values())) if len(ranked) == 1 else rrf(ranked, weights=self.weights)
         )
-        return [_as_hit(group) for group in group_hits(fused, max_per_doc=self.max_per_doc)][:k]
+        groups = group_hits(fused, max_per_doc=self.max_per_doc, overflow=self.overflow)
+        return [_as_hit(group) for group in groups][:k]
 
     def search_by_vector(
         self,
