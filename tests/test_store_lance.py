@@ -92,6 +92,126 @@ def test_ann_index_path_finds_neighbours_and_skips_null_vectors(tmp_path: Path) 
     assert store.query("clip", q, 3, {"id": ["v2", "v3"]})[0].item.id in {"v2", "v3"}
 
 
+def vector_store(tmp_path: Path, n: int, seed: int = 5) -> tuple[LanceStore, np.ndarray]:
+    """A 16-d store with ``n`` items v0.. (category c<i % 50>) and a low ANN threshold."""
+    store = LanceStore(tmp_path, {"clip": 16})
+    store.ann_threshold = 500
+    vecs = unit(np.random.default_rng(seed), n, 16)
+    add_vectors(store, vecs, 0)
+    return store, vecs
+
+
+def add_vectors(store: LanceStore, vecs: np.ndarray, start: int) -> None:
+    """Upsert ``vecs`` as items v<start+i> in indexer-sized batches."""
+    items = [
+        Item(id=f"v{start + i}", kind="image", source="s", metadata={"category": f"c{i % 50}"})
+        for i in range(len(vecs))
+    ]
+    for lo in range(0, len(items), 128):
+        store.upsert(items[lo : lo + 128], {"clip": vecs[lo : lo + 128]})
+
+
+def ann_index(store: LanceStore) -> tuple[str, int, int] | None:
+    """(name, indexed rows, unindexed rows) of the vector index on ``clip``, if any."""
+    for ix in store._table.list_indices():
+        if ix.columns == ["vec_clip"]:
+            st = store._table.index_stats(ix.name)
+            assert st is not None
+            return ix.name, st.num_indexed_rows, st.num_unindexed_rows
+    return None
+
+
+def test_optimize_folds_small_changes_in_and_retrains_after_large_ones(tmp_path: Path) -> None:
+    store, _ = vector_store(tmp_path, 1000)
+    store.optimize()
+    assert ann_index(store) == ("vec_clip_ivfsq_n1000", 1000, 0)
+    # A small ingest is folded into the trained partitions, not retrained.
+    more = unit(np.random.default_rng(6), 100, 16)
+    add_vectors(store, more, 1000)
+    assert store.query("clip", more[7], 1)[0].item.id == "v1007"  # unindexed: scanned exactly
+    store.optimize()
+    assert ann_index(store) == ("vec_clip_ivfsq_n1000", 1100, 0)
+    assert store.query("clip", more[7], 1)[0].item.id == "v1007"  # found through the index
+    # Growth past rebuild_fraction retrains on everything.
+    grown = unit(np.random.default_rng(7), 400, 16)
+    add_vectors(store, grown, 1100)
+    store.optimize()
+    assert ann_index(store) == ("vec_clip_ivfsq_n1500", 1500, 0)
+    # So does shrinking by as much; below the threshold the index is dropped.
+    store.delete([f"v{i}" for i in range(800)])
+    store.optimize()
+    assert ann_index(store) == ("vec_clip_ivfsq_n700", 700, 0)
+    store.delete([f"v{i}" for i in range(800, 1300)])
+    store.optimize()
+    assert ann_index(store) is None
+    assert store.query("clip", grown[300], 1)[0].item.id == "v1400"
+
+
+def test_optimize_retrains_when_delta_segments_pile_up(tmp_path: Path) -> None:
+    store, _ = vector_store(tmp_path, 1000)
+    store.max_index_segments = 2
+    store.optimize()
+    names = []
+    for run in range(3):
+        add_vectors(store, unit(np.random.default_rng(10 + run), 5, 16), 1000 + 5 * run)
+        store.optimize()
+        names.append(ann_index(store))
+    assert names[0] == ("vec_clip_ivfsq_n1000", 1005, 0)
+    assert names[-1] is not None and names[-1][0] != "vec_clip_ivfsq_n1000"
+    assert names[-1][1:] == (1015, 0)
+
+
+def test_optimize_replaces_a_vector_index_it_did_not_build(tmp_path: Path) -> None:
+    from lancedb.index import IvfHnswSq
+
+    store, vecs = vector_store(tmp_path, 600)
+    store._table.create_index("vec_clip", config=IvfHnswSq(distance_type="cosine"))
+    assert store.query("clip", vecs[3], 1)[0].item.id == "v3"
+    store.optimize()
+    assert ann_index(store) == ("vec_clip_ivfsq_n600", 600, 0)
+    assert store.query("clip", vecs[3], 1)[0].item.id == "v3"
+
+
+def test_optimize_indexes_the_filter_columns(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, SPACES)
+    store.optimize()  # an empty table: nothing to index
+    store.upsert(text_items(["x"]), {})
+    store.optimize()
+    indexed = {c for ix in store._table.list_indices() for c in ix.columns}
+    assert {"id", "kind", "source", "parent", "category", "price", "tags"} <= indexed
+
+
+def test_selective_filter_on_the_ann_index_still_returns_k_exact_neighbours(
+    tmp_path: Path,
+) -> None:
+    store, vecs = vector_store(tmp_path, 2000)
+    store.nprobes, store.probe_fraction = 1, 0.0  # one probe finds few of the matches
+    store.optimize()
+    assert ann_index(store) is not None
+    q = unit(np.random.default_rng(8), 1, 16)[0]
+    hits = store.query("clip", q, 10, {"category": "c7"})  # 40 of 2000 rows pass
+    members = np.arange(7, 2000, 50)
+    expected = [f"v{i}" for i in members[np.argsort(-(vecs[members] @ q))[:10]]]
+    assert [h.item.id for h in hits] == expected  # the search widened until it had 10
+    few = store.query("clip", q, 10, {"id": ["v3", "v1500", "v1999"]})
+    assert {h.item.id for h in few} == {"v3", "v1500", "v1999"}
+    assert hits[0].score == pytest.approx(float((vecs[members] @ q).max()), abs=1e-5)
+
+
+def test_upsert_sees_ids_written_through_another_handle(tmp_path: Path) -> None:
+    a = LanceStore(tmp_path, SPACES)
+    a.upsert(text_items(["x"]), {})
+    b = LanceStore(tmp_path, SPACES)
+    b.upsert(text_items(["y"], start=1), {})
+    a.upsert(text_items(["z"], start=2), {})  # a's handle moves past b's commit
+    a.upsert(text_items(["y again"], start=1), {})  # must replace, not duplicate
+    assert a.count() == 3
+    assert [it.text for it in a.get(["t1"])] == ["y again"]
+    a.delete(["t0"])
+    a.upsert(text_items(["x again"]), {})
+    assert a.count() == 3
+
+
 def test_optimize_below_threshold_builds_no_vector_index(tmp_path: Path) -> None:
     store = LanceStore(tmp_path, SPACES)
     store.upsert(text_items(["x"]), {"clip": unit(np.random.default_rng(0), 1, 8)})
