@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 an error (message on stderr, or JSON with --json);
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -41,8 +42,18 @@ for command in (
     cli.add_command(command)
 
 
+def _quiet_libraries() -> None:
+    """Keep third-party chatter (weight-loading bars, LanceDB's Rust WARN lines) off the terminal.
+
+    Only defaults: a user who sets these variables keeps their choice.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("LANCE_LOG", "error")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and return its exit code."""
+    _quiet_libraries()
     try:
         result = cli.main(args=argv, prog_name="mmrag", standalone_mode=False)
     except click.exceptions.Exit as exc:
