@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from .blobs import BlobStore
 from .config import Settings
@@ -116,7 +115,7 @@ class _Work:
     mtime_ns: int | None
     items: list[Item]
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
-    blobs: list[tuple[str, str, bytes | Image.Image]] = field(default_factory=list)
+    blobs: list[tuple[str, str, bytes]] = field(default_factory=list)
 
 
 class Indexer:
@@ -399,8 +398,11 @@ class Indexer:
         if extracted.image is not None and item.kind in VISUAL_KINDS:
             key = hashlib.sha256(f"{work.hash}:{item.id}".encode()).hexdigest()
             work.pixels[item.id] = preprocess_image(extracted.image, self.image_size, draft=False)
-            work.blobs.append(("thumb", key, extracted.image))
-            work.blobs.append(("full", key, extracted.image))
+            # Written now, not at flush: holding every page image of a 600-page manual
+            # until its last page costs gigabytes. Content-addressed, so an early or an
+            # orphaned blob is harmless.
+            self.blobs.put_image("thumb", key, extracted.image, self.settings.thumb_size)
+            self.blobs.put_image("full", key, extracted.image, _FULL_COPY_SIDE)
             item = item.with_(thumb=key)
         return item
 
@@ -457,14 +459,9 @@ class Indexer:
         return out
 
     def _write_blobs(self, batch: list[_Work]) -> None:
-        size = self.settings.thumb_size
         for work in batch:
-            for kind, key, blob in work.blobs:
-                if isinstance(blob, bytes):
-                    self.blobs.put(kind, key, blob)
-                else:
-                    side = size if kind == "thumb" else _FULL_COPY_SIDE
-                    self.blobs.put_image(kind, key, blob, side)
+            for kind, key, data in work.blobs:
+                self.blobs.put(kind, key, data)
 
     # -- pruning --------------------------------------------------------------
 
