@@ -366,7 +366,8 @@ def main() -> None:
         print(f"  (b) encoder alone bf16 best         {max(bf16_rates.values()):8.2f}")
         print(f"  (c) mmrag index end to end          {c_rate:8.2f}")
         print(
-            f"  (c)/(a) = {c_rate / a_rate:.2f}x   (c)/best(b) [{best_prec}] = {c_rate / best_b:.2f}x"
+            f"  (c)/(a) = {c_rate / a_rate:.2f}x   "
+            f"(c)/best(b) [{best_prec}] = {c_rate / best_b:.2f}x"
         )
         met_a = c_rate >= 5 * a_rate
         met_b = c_rate >= 0.85 * best_b

@@ -1,7 +1,7 @@
 """Answering: a vision-language model (or the offline extractive answerer) answers from hits.
 
-    answerer = make_answerer(settings, "gpt-4o")
-    answer = answerer.answer(question, hits, index.load_image)
+answerer = make_answerer(settings, "gpt-4o")
+answer = answerer.answer(question, hits, index.load_image)
 """
 
 from .base import Answerer, make_answerer
