@@ -13,9 +13,20 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..types import Hit, Item, Where
 
-__all__ = ["VectorStore"]
+__all__ = ["VectorStore", "query_vector"]
+
+
+def query_vector(spaces: Mapping[str, int], space: str, vector: np.ndarray) -> np.ndarray:
+    """The query as a flat float32 vector, checked against the store's spaces (ConfigError)."""
+    if space not in spaces:
+        raise ConfigError(f"unknown vector space {space!r}; store has {sorted(spaces)}")
+    v = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if v.shape[0] != spaces[space]:
+        raise ConfigError(f"query vector has dim {v.shape[0]}, {space!r} has {spaces[space]}")
+    return v
 
 
 @runtime_checkable

@@ -46,6 +46,7 @@ import pyarrow as pa
 from ..errors import ConfigError, IndexError_, ModelMismatchError, StoreError
 from ..types import Hit, Item, Where
 from . import filters as F
+from .base import query_vector
 
 __all__ = ["LANCE_FIELDS", "LanceStore"]
 
@@ -394,14 +395,7 @@ class LanceStore:
         return F.to_lance_sql(pushed, LANCE_FIELDS), rest
 
     def _space(self, space: str, vector: np.ndarray) -> np.ndarray:
-        if space not in self.spaces:
-            raise ConfigError(f"unknown vector space {space!r}; store has {sorted(self.spaces)}")
-        v = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if v.shape[0] != self.spaces[space]:
-            raise ConfigError(
-                f"query vector has dim {v.shape[0]}, {space!r} has {self.spaces[space]}"
-            )
-        return v
+        return query_vector(self.spaces, space, vector)
 
     def _ranked(self, run: Any, k: int, rest: list[F.Cond], score: Any) -> list[Hit]:
         """Run a ranked search, over-fetching while Python-side filters drop candidates."""

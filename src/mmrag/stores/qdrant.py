@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import ConfigError, DependencyError, ModelMismatchError, StoreError
 from ..types import Hit, Item, Where
 from . import filters as F
+from .base import query_vector
 
 __all__ = ["QdrantStore", "point_id"]
 
@@ -196,13 +197,7 @@ class QdrantStore:
         self, space: str, vector: np.ndarray, k: int, where: Where | None = None
     ) -> list[Hit]:
         """The ``k`` nearest items in ``space`` by cosine similarity."""
-        if space not in self.spaces:
-            raise ConfigError(f"unknown vector space {space!r}; store has {sorted(self.spaces)}")
-        v = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if v.shape[0] != self.spaces[space]:
-            raise ConfigError(
-                f"query vector has dim {v.shape[0]}, {space!r} has {self.spaces[space]}"
-            )
+        v = query_vector(self.spaces, space, vector)
         flt = self._filter(where)
         if k <= 0:
             return []
