@@ -194,14 +194,9 @@ class Indexer:
         todo = []
         for source in sources:
             record = None if force or source.is_url else self.manifest.get(source.location)
-            if record is not None:
-                try:
-                    stat = os.stat(source.location)
-                except OSError:
-                    stat = None
-                if stat and (stat.st_size, stat.st_mtime_ns) == (record.size, record.mtime_ns):
-                    report.unchanged += 1
-                    continue
+            if record is not None and _stat(source.location) == (record.size, record.mtime_ns):
+                report.unchanged += 1
+                continue
             todo.append(source)
         return todo
 
