@@ -177,3 +177,19 @@ def test_every_supported_format_and_mode_decodes_to_rgb(fmt: str, mode: str) -> 
     assert decoded.format == fmt and (decoded.width, decoded.height) == (90, 60)
     assert decoded.pixels.shape == (32, 32, 3)
     assert Image.open(io.BytesIO(decoded.thumb_jpeg)).mode == "RGB"
+
+
+def test_query_images_open_under_the_same_rules_and_orientation() -> None:
+    from mmrag.ingest.images import open_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    opened = open_image(
+        jpeg_bytes(Image.new("RGB", (80, 40)), exif=exif), "q.jpg", max_pixels=LIMIT
+    )
+    assert opened.size == (40, 80)  # upright, as indexed images are
+    with pytest.raises(InputError, match="decompression bomb"):
+        open_image(_bomb_png(50_000, 50_000), "q.png", max_pixels=LIMIT)
+    truncated = jpeg_bytes(draw_photo("red", size=(400, 300)))[:700]
+    with pytest.raises(InputError, match="cannot decode"):
+        open_image(truncated, "q.jpg", max_pixels=LIMIT)

@@ -22,7 +22,7 @@ from .config import Settings
 from .errors import ConfigError, IndexError_, InputError, ModelMismatchError
 from .indexer import Indexer, IndexReport, Progress
 from .ingest.base import Ingester
-from .ingest.images import decode_image
+from .ingest.images import open_image
 from .manifest import Manifest
 from .models.base import ImageTextEncoder, TextEncoder
 from .retrieve.search import Searcher
@@ -223,12 +223,7 @@ class Index:
                 raise InputError(name, f"cannot read image: {exc.strerror or exc}") from None
         else:
             name, data = "<query image>", image
-        _ = decode_image(
-            data, name, size=32, thumb_size=32, max_pixels=self.settings.max_image_pixels
-        )  # validates the bytes with the same rules as indexing, with clear errors
-        opened = Image.open(io.BytesIO(data))
-        opened.load()
-        return opened
+        return open_image(data, name, max_pixels=self.settings.max_image_pixels)
 
 
 def _read_or_none(path: Path) -> bytes | None:

@@ -29,6 +29,7 @@ __all__ = [
     "decode_image",
     "decode_path",
     "embedded_description",
+    "open_image",
     "read_sidecar",
 ]
 
@@ -114,6 +115,19 @@ def _open_checked(data: bytes, source: str, max_pixels: int) -> Image.Image:
             f"image too large: {width}x{height} pixels exceeds {max_pixels} (decompression bomb?)",
         )
     return image
+
+
+def open_image(data: bytes, source: str, *, max_pixels: int) -> Image.Image:
+    """Decode image bytes at full size under the indexing rules, EXIF orientation applied.
+
+    For query images: the same refusals and messages as indexing, and the same orientation.
+    """
+    image = _open_checked(data, source, max_pixels)
+    try:
+        image.load()
+        return ImageOps.exif_transpose(image) or image
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InputError(source, f"cannot decode image: {exc}") from None
 
 
 #: OCR reads images at most this large (long side); text smaller than that is rarely legible.
