@@ -47,6 +47,9 @@ __all__ = ["IndexReport", "Indexer"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+#: A file's (size, mtime_ns) as the manifest records it; (None, None) when there is none.
+_FileStat = tuple[int | None, int | None]
+_NO_STAT: _FileStat = (None, None)
 
 #: Below this many images decoding runs inline: starting worker processes costs more.
 _POOL_MIN_IMAGES = 24
@@ -229,12 +232,7 @@ class Indexer:
         record = self.manifest.get(source)
         if record is None or record.hash != digest:
             return False
-        stat = _stat(source)
-        self.manifest.put(
-            SourceRecord(
-                source, digest, stat[0] if stat else None, stat[1] if stat else None, record.items
-            )
-        )
+        self.manifest.put(SourceRecord(source, digest, *_stat(source), record.items))
         report.unchanged += 1
         return True
 
@@ -274,7 +272,7 @@ class Indexer:
                     in_flight.append(pool.submit(decode_path, next_task))
                 yield result
 
-    def _image_work(self, decoded: DecodedImage, stat: tuple[int, int] | None) -> _Work:
+    def _image_work(self, decoded: DecodedImage, stat: _FileStat) -> _Work:
         source = decoded.source
         image_id = item_id(source)
         caption = "\n".join(decoded.texts) if decoded.texts else None
@@ -298,8 +296,8 @@ class Indexer:
         work = _Work(
             source=source,
             hash=decoded.hash,
-            size=stat[0] if stat else None,
-            mtime_ns=stat[1] if stat else None,
+            size=stat[0],
+            mtime_ns=stat[1],
             items=[image],
         )
         work.pixels[image_id] = decoded.pixels
@@ -354,14 +352,14 @@ class Indexer:
                     max_pixels=self.settings.max_image_pixels,
                     ocr=self.settings.ocr,
                 )
-                return self._image_work(decoded, None)
+                return self._image_work(decoded, _NO_STAT)
             suffix = ".pdf" if content_type == "application/pdf" else suffix
             if suffix not in self.ingesters:
                 raise InputError(source.location, f"no ingester for {content_type or suffix}")
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / f"download{suffix}"
                 path.write_bytes(data)
-                return self._document_work(source.location, path, data, None)
+                return self._document_work(source.location, path, data, _NO_STAT)
         path = Path(source.location)
         try:
             data = path.read_bytes()
@@ -371,14 +369,12 @@ class Indexer:
             return None
         return self._document_work(source.location, path, data, _stat(source.location))
 
-    def _document_work(
-        self, source: str, path: Path, data: bytes, stat: tuple[int, int] | None
-    ) -> _Work:
+    def _document_work(self, source: str, path: Path, data: bytes, stat: _FileStat) -> _Work:
         ingester = self.ingesters.get(path.suffix.lower())
         if ingester is None:
             raise InputError(source, f"unsupported file type '{path.suffix}'")
         digest = content_hash(data)
-        work = _Work(source, digest, stat[0] if stat else None, stat[1] if stat else None, [])
+        work = _Work(source, digest, *stat, [])
         for extracted in ingester.extract(path, self.settings, digest):
             work.items.append(self._adopt(extracted, source, work))
         if not work.items:
@@ -488,9 +484,10 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _stat(path: str) -> tuple[int, int] | None:
+def _stat(path: str) -> _FileStat:
+    """(size, mtime in ns) of a file; (None, None) for a URL or an unreadable path."""
     try:
         stat = os.stat(path)
     except OSError:
-        return None
+        return _NO_STAT
     return stat.st_size, stat.st_mtime_ns
