@@ -44,7 +44,7 @@ def test_library_round_trip(tmp_path: Path, corpus: Path, tiny_clip: Path) -> No
         assert (report.added, report.failed) == (6, 0)
         hits = index.search("a green circle", k=3, where={"collection": "shapes"})
         assert hits[0].item.source.endswith("green.jpg") and hits[0].item.kind == "image"
-        assert hits[0].evidence and hits[0].evidence[0].metadata["role"] == "caption"
+        assert hits[0].evidence and hits[0].evidence[0].role == "caption"
         cheap = index.search("shape", where={"price": Range(lt=5)})
         assert {Path(h.item.source).name for h in cheap} == {"red.png"}
         similar = index.search_by_image(corpus / "blue.jpg", k=1)

@@ -121,7 +121,7 @@ def test_vector_chart_is_found_from_its_drawings(sample_pdf: Path) -> None:
 def test_a_figure_caption_is_also_a_text_item_under_its_figure(sample_pdf: Path) -> None:
     out = [e.item for e in _extract(sample_pdf)]
     figures = {i.id: i for i in out if i.kind == "figure" and i.metadata.get("caption")}
-    captions = [i for i in out if i.kind == "text" and i.metadata.get("role") == "caption"]
+    captions = [i for i in out if i.role == "caption"]
     assert len(captions) == len(figures) == 2
     for cap in captions:
         fig = figures[cap.parent]  # search folds a caption hit into this figure

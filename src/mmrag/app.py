@@ -36,7 +36,8 @@ __all__ = ["SCHEMA_VERSION", "Index", "open_index"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: 2: items carry a typed ``role`` (caption, ocr, chunk, ...), a column of its own.
+SCHEMA_VERSION = 2
 _META = "mmrag.json"
 #: ``--model none`` builds an index without CLIP (text paths only).
 NO_CLIP = ("none", "")

@@ -319,9 +319,10 @@ class Indexer:
                     source=source,
                     content_hash=decoded.hash,
                     parent=image_id,
+                    role="caption",
                     text=caption,
                     thumb=decoded.hash,
-                    metadata={**decoded.metadata, "role": "caption"},
+                    metadata=dict(decoded.metadata),
                 )
             )
         return work

@@ -13,12 +13,18 @@ __all__ = [
     "Item",
     "Kind",
     "Range",
+    "Role",
     "Where",
     "content_hash",
     "item_id",
 ]
 
 Kind = Literal["image", "page", "figure", "slide", "text", "product"]
+
+#: What a text item is to its parent: a ``caption`` of an image or figure, ``ocr`` text read
+#: from its pixels, a ``chunk`` of a page's or slide's text, a ``table`` cut from a page,
+#: ``notes`` of a slide. ``None`` for items that stand alone.
+Role = Literal["caption", "ocr", "chunk", "table", "notes"]
 
 #: Kinds whose vector lives in the CLIP image space.
 VISUAL_KINDS: frozenset[str] = frozenset({"image", "page", "figure", "slide"})
@@ -51,6 +57,7 @@ class Item:
     are skipped. ``thumb`` references a thumbnail in the index's blob store by
     content hash. ``metadata`` holds typed fields where they matter (caption,
     price, category, tags, width, height) and free-form values otherwise.
+    ``role`` says what a text item is to its ``parent`` (see :data:`Role`).
     """
 
     id: str
@@ -58,6 +65,7 @@ class Item:
     source: str
     content_hash: str = ""
     parent: str | None = None
+    role: Role | None = None
     text: str | None = None
     doc: str | None = None
     page: int | None = None
@@ -94,6 +102,7 @@ class Hit:
             "kind": it.kind,
             "source": it.source,
             "parent": it.parent,
+            "role": it.role,
             "text": it.text,
             "doc": it.doc,
             "page": it.page,

@@ -85,6 +85,7 @@ def lines_to_items(
             source=parent.source,
             content_hash=content_hash(f"{parent.content_hash}\x1focr\x1f{n}".encode()),
             parent=parent.id,
+            role="ocr",
             text=chunk.text,
             doc=parent.doc,
             page=parent.page,

@@ -11,7 +11,7 @@ Ids are stable across re-indexing: ``item_id(str(path))`` is the document,
 ``item_id(str(path), "page", n)`` page ``n`` (1-based), ``item_id(str(path), "text", n, i)``
 its ``i``-th chunk, ``item_id(str(path), "figure", n, j)`` its ``j``-th figure and
 ``item_id(str(path), "caption", n, j)`` that figure's caption: a ``text`` item whose parent
-is the figure (``metadata["role"] == "caption"``), so the caption is text-embedded and
+is the figure (``role="caption"``), so the caption is text-embedded and
 search can let it stand for the figure, like the captions of indexed images.
 
 Figure detection itself lives in :mod:`mmrag.ingest.figures`.
@@ -249,11 +249,12 @@ def _caption_item(fig: Figure, figure: Item, src: str, number: int, j: int) -> E
         source=src,
         content_hash=content_hash(f"{figure.content_hash}\x1fcaption".encode()),
         parent=figure.id,
+        role="caption",
         text=fig.caption,
         doc=figure.doc,
         page=number,
         bbox=fig.caption_bbox,
-        metadata={"role": "caption", "ocr": False, **({"label": fig.label} if fig.label else {})},
+        metadata={"ocr": False, **({"label": fig.label} if fig.label else {})},
     )
     return Extracted(item)
 
@@ -329,6 +330,7 @@ def _chunk_items(
             source=src,
             content_hash=content_hash(f"{page_item.content_hash}\x1f{i}".encode()),
             parent=page_item.id,
+            role="chunk",
             text=chunk.text,
             doc=page_item.doc,
             page=number,

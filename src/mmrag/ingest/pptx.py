@@ -205,6 +205,7 @@ class PptxIngester:
                 source=src,
                 content_hash=_hash(file_hash, "text", n, i),
                 parent=slide_item.id,
+                role="chunk",
                 text=chunk.text,
                 doc=path.name,
                 page=n,

@@ -195,7 +195,7 @@ def _as_hit(group: Group) -> Hit:
 
 
 def _is_caption(hit: Hit) -> bool:
-    return hit.item.kind == "text" and hit.item.metadata.get("role") == "caption"
+    return hit.item.role == "caption"
 
 
 def _floor(hits: list[Hit], min_score: float | None) -> list[Hit]:

@@ -70,7 +70,7 @@ class Cond:
 
 #: Item attributes that can be filtered on (``bbox`` and ``metadata`` cannot).
 ITEM_FIELDS: frozenset[str] = frozenset(
-    {"id", "kind", "source", "content_hash", "parent", "text", "doc", "page", "thumb"}
+    {"id", "kind", "source", "content_hash", "parent", "role", "text", "doc", "page", "thumb"}
 )
 
 

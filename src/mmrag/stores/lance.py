@@ -56,6 +56,7 @@ _ITEM_COLUMNS: list[pa.Field] = [
     pa.field("source", pa.string(), nullable=False),
     pa.field("content_hash", pa.string()),
     pa.field("parent", pa.string()),
+    pa.field("role", pa.string()),
     pa.field("text", pa.string()),
     pa.field("doc", pa.string()),
     pa.field("page", pa.int64()),
@@ -88,6 +89,7 @@ _ID_CHUNK = 2000  # ids per "id IN (...)" predicate; keeps SQL strings bounded
 _SCALAR_INDEXES: dict[str, str] = {
     "id": "BTREE",
     "kind": "BITMAP",
+    "role": "BITMAP",
     "source": "BTREE",
     "parent": "BTREE",
     "doc": "BTREE",
@@ -152,6 +154,7 @@ def _row_to_item(row: Mapping[str, Any]) -> Item:
         source=row["source"],
         content_hash=row["content_hash"] or "",
         parent=row["parent"],
+        role=row["role"],
         text=row["text"],
         doc=row["doc"],
         page=row["page"],
