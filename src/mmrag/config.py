@@ -52,6 +52,7 @@ class Settings(BaseSettings):
 
     # Documents.
     ocr: bool = True
+    ocr_engine: str = Field(default="rapidocr", description="a name in registry.ocr_engines")
     chunk_chars: int = Field(default=800, ge=100)
 
     # Retrieval.
