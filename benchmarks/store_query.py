@@ -21,13 +21,14 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmrag.stores.lance import _ROW_COLUMNS, LanceStore, _row_to_item
+from mmrag.stores.lance import LanceStore
+from mmrag.stores.lance_schema import ROW_COLUMNS, row_to_item
 from mmrag.types import Hit, Item, Range
 
 WHERE = {"category": "c3", "price": Range(lte=50.0)}
@@ -57,9 +58,9 @@ def load_avg() -> str:
 class LegacyProbeStore(LanceStore):
     """LanceStore with the old write path: every upsert scans the id column for its ids."""
 
-    def _known_ids(self) -> set[str]:
-        self._ids = None  # never trust a cached set: re-read per batch, as the old code did
-        return super()._known_ids()
+    def upsert(self, items: Sequence[Item], vectors: Mapping[str, np.ndarray]) -> None:
+        self._ids.forget()  # never trust a cached set: re-read per batch, as the old code did
+        super().upsert(items, vectors)
 
 
 def items_for(lo: int, hi: int, cat: np.ndarray, price: np.ndarray) -> list[Item]:
@@ -120,12 +121,12 @@ def legacy_search(store: LanceStore, k: int) -> Callable[[np.ndarray, Any], list
 
     def search(q: np.ndarray, where: dict[str, Any] | None) -> list[Hit]:
         b: Any = store._table.search(q, vector_column_name="vec_clip")
-        b = b.distance_type("cosine").select([*_ROW_COLUMNS, "_distance"]).limit(k)
+        b = b.distance_type("cosine").select([*ROW_COLUMNS, "_distance"]).limit(k)
         b = b.ef(200).refine_factor(3)
         if where:
             b = b.where(WHERE_SQL, prefilter=True)
         rows = b.to_arrow().to_pylist()
-        return [Hit(_row_to_item(r), 1.0 - float(r["_distance"])) for r in rows]
+        return [Hit(row_to_item(r), 1.0 - float(r["_distance"])) for r in rows]
 
     return search
 

@@ -8,9 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmrag import registry
 from mmrag.errors import ConfigError
 from mmrag.stores import filters as F
 from mmrag.stores.lance import LANCE_FIELDS, LanceStore
+from mmrag.stores.lance_index import IndexPolicy
+from mmrag.stores.lance_schema import ROW_COLUMNS
+from mmrag.stores.records import RECORD_FIELDS
+from mmrag.stores.url import StoreURL, parse_store_url
 from mmrag.types import Item, Range
 from store_contract import SPACES, StoreContract, unit
 
@@ -18,10 +23,39 @@ pytestmark = pytest.mark.integration
 
 
 class TestLanceContract(StoreContract):
-    """LanceStore passes the shared contract."""
+    """LanceStore, opened from a ``lance:PATH`` store URL, passes the shared contract."""
 
     def make_store(self, tmp_path: Path, spaces: Mapping[str, int]) -> LanceStore:
-        return LanceStore(tmp_path / "lance", spaces)
+        url = parse_store_url(f"lance:{tmp_path / 'lance'}", default_dir=tmp_path / "unused")
+        return LanceStore.from_url(url, spaces)
+
+
+def test_from_url_opens_the_default_table_or_the_named_one(tmp_path: Path) -> None:
+    plain = LanceStore.from_url(parse_store_url("lance", default_dir=tmp_path), SPACES)
+    assert (plain.path, plain.table_name) == (tmp_path, "items")
+    named = LanceStore.from_url(StoreURL("lance", str(tmp_path), "photos"), SPACES)
+    assert named.table_name == "photos"
+    named.upsert(text_items(["x"]), {})
+    assert (named.count(), plain.count()) == (1, 0)
+    assert repr(named) == f"LanceStore({str(tmp_path)!r}, 'photos', spaces={SPACES})"
+
+
+def test_from_url_overwrite_starts_afresh(tmp_path: Path) -> None:
+    url = StoreURL("lance", str(tmp_path))
+    LanceStore.from_url(url, SPACES).upsert(text_items(["x"]), {})
+    assert LanceStore.from_url(url, SPACES).count() == 1
+    assert LanceStore.from_url(url, {"clip": 32}, overwrite=True).count() == 0
+
+
+def test_from_url_refuses_another_backends_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="qdrant"):
+        LanceStore.from_url(StoreURL("qdrant", "http://127.0.0.1:6333", "c"), SPACES)
+
+
+def test_the_registry_builds_lance_through_from_url(tmp_path: Path) -> None:
+    url = parse_store_url(f"lance:{tmp_path}#t", default_dir=tmp_path)
+    store = registry.stores.create(url.scheme, url, SPACES, overwrite=False, settings=None)
+    assert isinstance(store, LanceStore) and store.table_name == "t"
 
 
 def text_items(texts: list[str], start: int = 0) -> list[Item]:
@@ -68,8 +102,7 @@ def test_text_query_sees_rows_written_after_the_index_was_built(tmp_path: Path) 
 
 
 def test_ann_index_path_finds_neighbours_and_skips_null_vectors(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path, {"clip": 16})
-    store.ann_threshold = 500
+    store = LanceStore(tmp_path, {"clip": 16}, index_policy=IndexPolicy(ann_threshold=500))
     rng = np.random.default_rng(3)
     n = 1200
     vecs = unit(rng, n, 16)
@@ -94,8 +127,7 @@ def test_ann_index_path_finds_neighbours_and_skips_null_vectors(tmp_path: Path) 
 
 def vector_store(tmp_path: Path, n: int, seed: int = 5) -> tuple[LanceStore, np.ndarray]:
     """A 16-d store with ``n`` items v0.. (category c<i % 50>) and a low ANN threshold."""
-    store = LanceStore(tmp_path, {"clip": 16})
-    store.ann_threshold = 500
+    store = LanceStore(tmp_path, {"clip": 16}, index_policy=IndexPolicy(ann_threshold=500))
     vecs = unit(np.random.default_rng(seed), n, 16)
     add_vectors(store, vecs, 0)
     return store, vecs
@@ -149,7 +181,7 @@ def test_optimize_folds_small_changes_in_and_retrains_after_large_ones(tmp_path:
 
 def test_optimize_retrains_when_delta_segments_pile_up(tmp_path: Path) -> None:
     store, _ = vector_store(tmp_path, 1000)
-    store.max_index_segments = 2
+    store.index_policy.max_index_segments = 2
     store.optimize()
     names = []
     for run in range(3):
@@ -185,7 +217,8 @@ def test_selective_filter_on_the_ann_index_still_returns_k_exact_neighbours(
     tmp_path: Path,
 ) -> None:
     store, vecs = vector_store(tmp_path, 2000)
-    store.nprobes, store.probe_fraction = 1, 0.0  # one probe finds few of the matches
+    # One probe finds few of the matches.
+    store.index_policy.nprobes, store.index_policy.probe_fraction = 1, 0.0
     store.optimize()
     assert ann_index(store) is not None
     q = unit(np.random.default_rng(8), 1, 16)[0]
@@ -228,12 +261,6 @@ def test_overwrite_reopens_with_new_spaces(tmp_path: Path) -> None:
     fresh = LanceStore(tmp_path, {"clip": 32}, overwrite=True)
     assert fresh.count() == 0
     assert fresh.spaces == {"clip": 32}
-
-
-def test_metadata_that_is_not_json_is_a_config_error(tmp_path: Path) -> None:
-    store = LanceStore(tmp_path, SPACES)
-    with pytest.raises(ConfigError):
-        store.upsert([Item(id="a", kind="image", source="a", metadata={"x": object()})], {})
 
 
 def test_typed_metadata_of_another_type_round_trips_but_is_not_filterable(
@@ -290,3 +317,8 @@ def test_injection_attempts_match_nothing_and_leave_the_table_intact(tmp_path: P
         assert store.get([evil]) == []
         store.delete([evil])
     assert store.count() == 2
+
+
+def test_rows_hold_the_shared_record_fields_and_the_metadata_json() -> None:
+    assert [*RECORD_FIELDS[:-1], "meta"] == ROW_COLUMNS
+    assert RECORD_FIELDS[-1] == "metadata"
