@@ -123,6 +123,30 @@ class StoreContract:
         assert np.allclose(store.get_vectors("clip", ["img", "cap"])["img"], clip[0], atol=1e-6)
         assert set(store.get_vectors("text", ["img", "cap"])) == {"cap"}
 
+    def test_role_round_trips_and_filters(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path, SPACES)
+        image = Item(id="img", kind="image", source="p")
+        caption = Item(id="cap", kind="text", source="p", parent="img", role="caption", text="red")
+        ocr = Item(id="ocr", kind="text", source="p", parent="img", role="ocr", text="SALE")
+        rng = np.random.default_rng(3)
+        clip, text = unit(rng, 3, 8), unit(rng, 3, 4)
+        clip[1:], text[0] = np.nan, np.nan
+        store.upsert([image, caption, ocr], {"clip": clip, "text": text})
+        assert store.get(["img", "cap", "ocr"]) == [image, caption, ocr]
+        assert store.get(["cap"])[0].role == "caption"
+        assert [it.id for it in store.find({"role": "caption"})] == ["cap"]
+        assert store.count({"role": ["caption", "ocr"]}) == 2
+        assert store.count({"role": "chunk"}) == 0
+        hits = store.query("text", text[2], 5, {"role": "caption"})
+        assert [h.item.id for h in hits] == ["cap"]
+
+    def test_metadata_that_is_not_json_is_a_config_error(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path, SPACES)
+        bad = Item(id="a", kind="image", source="a", metadata={"x": object()})
+        with pytest.raises(ConfigError, match="JSON"):
+            store.upsert([bad], {})
+        assert store.count() == 0
+
     def test_upsert_of_a_repeated_id_in_one_batch_keeps_the_last(self, tmp_path: Path) -> None:
         store = self.make_store(tmp_path, SPACES)
         a = Item(id="x", kind="image", source="a")

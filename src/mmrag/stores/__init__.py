@@ -1,22 +1,11 @@
-"""Vector stores: the protocol, the embedded LanceDB default and the Qdrant adapter."""
+"""Vector stores: the protocol here; backends are chosen by store URL through the registry.
+
+The backends (``stores.lance``, ``stores.qdrant``) are imported only when chosen
+(``mmrag.registry.stores``), so ``import mmrag.stores`` stays cheap.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from .base import VectorStore
 
-__all__ = ["LanceStore", "QdrantStore", "VectorStore"]
-
-
-def __getattr__(name: str) -> Any:
-    # Backends import their engines lazily so `import mmrag.stores` stays cheap.
-    if name == "LanceStore":
-        from .lance import LanceStore
-
-        return LanceStore
-    if name == "QdrantStore":
-        from .qdrant import QdrantStore
-
-        return QdrantStore
-    raise AttributeError(name)
+__all__ = ["VectorStore"]

@@ -1,23 +1,26 @@
 """The distributed store: a Qdrant collection with one named vector per space.
 
-Points are keyed by a UUID derived from our item id (uuid5), and the item travels
-as payload (our id included, metadata under ``metadata``), so every filter key is
-pushed down to Qdrant. Qdrant has no BM25 here, so :meth:`QdrantStore.text_query`
-raises :class:`~mmrag.errors.StoreError`; callers fuse the vector paths only.
+Points are keyed by a UUID derived from our item id (uuid5), and the item travels as
+payload (the shared record of :mod:`~mmrag.stores.records`: our id included, metadata
+under ``metadata``), so every filter key is pushed down to Qdrant. Qdrant has no BM25
+here, so :meth:`QdrantStore.text_query` raises :class:`~mmrag.errors.StoreError`; callers
+fuse the vector paths only.
 
 Example::
 
-    store = QdrantStore("http://qdrant:6333", "mmrag", {"clip": 512})
+    url = parse_store_url("qdrant://db1:6333/photos", default_dir=d)
+    store = QdrantStore.from_url(url, {"clip": 512}, settings=settings)  # QDRANT_API_KEY
+    store = QdrantStore.from_url(parse_store_url("qdrant+local:/tmp/q", default_dir=d), spaces)
     store = QdrantStore(":memory:", "test", {"clip": 512})      # local mode, tests
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -25,6 +28,13 @@ from ..errors import ConfigError, DependencyError, ModelMismatchError, StoreErro
 from ..types import Hit, Item, Where
 from . import filters as F
 from .base import query_vector
+from .records import item_to_record, record_to_item
+from .url import DEFAULT_COLLECTION, StoreURL
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from ..config import Settings
 
 __all__ = ["QdrantStore", "point_id"]
 
@@ -46,40 +56,30 @@ def _import_qdrant() -> tuple[Any, Any]:
     return QdrantClient, models
 
 
-def _payload(item: Item) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "kind": item.kind,
-        "source": item.source,
-        "content_hash": item.content_hash,
-        "parent": item.parent,
-        "role": item.role,
-        "text": item.text,
-        "doc": item.doc,
-        "page": item.page,
-        "bbox": [float(x) for x in item.bbox] if item.bbox else None,
-        "thumb": item.thumb,
-        # Through JSON so local mode and a server give back the same types.
-        "metadata": json.loads(json.dumps(dict(item.metadata))),
-    }
-
-
-def _item(payload: Mapping[str, Any]) -> Item:
-    bbox = payload.get("bbox")
-    return Item(
-        id=payload["id"],
-        kind=payload["kind"],
-        source=payload["source"],
-        content_hash=payload.get("content_hash") or "",
-        parent=payload.get("parent"),
-        role=payload.get("role"),
-        text=payload.get("text"),
-        doc=payload.get("doc"),
-        page=payload.get("page"),
-        bbox=tuple(bbox) if bbox else None,  # type: ignore[arg-type]
-        thumb=payload.get("thumb"),
-        metadata=payload.get("metadata") or {},
-    )
+def _client(url: StoreURL, settings: Settings | None) -> Any:
+    """A client for a ``qdrant`` server or a ``qdrant+local`` directory (ConfigError if bad)."""
+    client_cls, _ = _import_qdrant()
+    if url.scheme == "qdrant+local":
+        if url.location == ":memory:":
+            return client_cls(location=":memory:")
+        try:
+            return client_cls(path=url.location)
+        except Exception as e:  # e.g. the folder is locked by another client
+            raise StoreError(f"cannot open Qdrant local mode at {url.location}: {e}") from e
+    if url.scheme != "qdrant":
+        raise ConfigError(f"QdrantStore cannot open a {url.scheme!r} store URL")
+    parts = urlsplit(url.location)
+    if parts.username or parts.password:  # checked first: no message may echo a secret
+        raise ConfigError("put no credentials in a store URL; set QDRANT_API_KEY instead")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # Not echoed: a malformed location may hide a secret that urlsplit did not find.
+        raise ConfigError("a Qdrant server location must be http(s)://HOST:PORT")
+    secret = settings.qdrant_api_key if settings is not None else None
+    try:
+        # The key goes to the client only: the store keeps no copy and names none in messages.
+        return client_cls(url=url.location, api_key=secret.get_secret_value() if secret else None)
+    except ValueError as e:
+        raise ConfigError(f"bad Qdrant server address {url.location!r}: {e}") from None
 
 
 class QdrantStore:
@@ -95,10 +95,12 @@ class QdrantStore:
         spaces: Mapping[str, int],
         *,
         overwrite: bool = False,
+        location: str | None = None,
     ) -> None:
         """Use a ``QdrantClient``, or make one from ``":memory:"``, a URL or a local path.
 
-        ``overwrite`` deletes an existing collection first (a deliberate re-embed).
+        ``overwrite`` deletes an existing collection first (a deliberate re-embed);
+        ``location`` says where a given client points, for messages.
         """
         client_cls, self._models = _import_qdrant()
         if not spaces:
@@ -106,7 +108,7 @@ class QdrantStore:
         self.spaces: dict[str, int] = dict(spaces)
         self.collection = collection
         if isinstance(client_or_location, (str, Path)):
-            loc = str(client_or_location)
+            loc = self.location = str(client_or_location)
             if loc == ":memory:":
                 self._client = client_cls(location=":memory:")
             elif loc.startswith(("http://", "https://")):
@@ -115,6 +117,7 @@ class QdrantStore:
                 self._client = client_cls(path=loc)
         else:
             self._client = client_or_location
+            self.location = location or type(client_or_location).__name__
         try:
             if overwrite and self._client.collection_exists(collection):
                 self._client.delete_collection(collection)
@@ -125,7 +128,38 @@ class QdrantStore:
         except ModelMismatchError:
             raise
         except Exception as e:
-            raise StoreError(f"cannot open Qdrant collection {collection!r}: {e}") from e
+            raise StoreError(
+                f"cannot open Qdrant collection {collection!r} at {self.location}: {e}"
+            ) from e
+
+    @classmethod
+    def from_url(
+        cls,
+        url: StoreURL,
+        spaces: Mapping[str, int],
+        *,
+        overwrite: bool = False,
+        settings: Settings | None = None,
+    ) -> Self:
+        """Open collection ``url.collection`` (default ``mmrag``) on a server or in local mode.
+
+        ``qdrant``: ``url.location`` is ``http(s)://HOST:PORT``, the API key comes from
+        ``settings.qdrant_api_key``; ``qdrant+local``: ``url.location`` is a directory.
+        """
+        client = _client(url, settings)
+        collection = url.collection or DEFAULT_COLLECTION
+        try:
+            return cls(client, collection, spaces, overwrite=overwrite, location=url.location)
+        except BaseException:
+            client.close()  # local mode locks its folder until the client is closed
+            raise
+
+    def __repr__(self) -> str:
+        return f"QdrantStore({self.location!r}, {self.collection!r}, spaces={self.spaces})"
+
+    def close(self) -> None:
+        """Release the client (local mode unlocks its folder); the store is unusable after."""
+        self._client.close()
 
     def _create(self) -> None:
         m = self._models
@@ -167,7 +201,9 @@ class QdrantStore:
         for i, item in enumerate(items):
             vec = {s: a[i].tolist() for s, a in arrays.items() if not np.isnan(a[i]).any()}
             points.append(
-                self._models.PointStruct(id=point_id(item.id), vector=vec, payload=_payload(item))
+                self._models.PointStruct(
+                    id=point_id(item.id), vector=vec, payload=item_to_record(item)
+                )
             )
         try:
             for lo in range(0, len(points), _BATCH):
@@ -214,7 +250,7 @@ class QdrantStore:
             )
         except Exception as e:
             raise StoreError(f"Qdrant query on {space!r} failed: {e}") from e
-        return [Hit(_item(p.payload), float(p.score)) for p in res.points]
+        return [Hit(record_to_item(p.payload), float(p.score)) for p in res.points]
 
     def text_query(self, text: str, k: int, where: Where | None = None) -> list[Hit]:
         """Not supported: Qdrant offers no BM25 ranking here."""
@@ -230,7 +266,7 @@ class QdrantStore:
             )
         except Exception as e:
             raise StoreError(f"Qdrant retrieve failed: {e}") from e
-        found = {p.payload["id"]: _item(p.payload) for p in pts}
+        found = {p.payload["id"]: record_to_item(p.payload) for p in pts}
         return [found[i] for i in ids if i in found]
 
     def get_vectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -265,7 +301,7 @@ class QdrantStore:
                 pts, offset = self._client.scroll(
                     self.collection, scroll_filter=flt, limit=page, offset=offset
                 )
-                out.extend(_item(p.payload) for p in pts)
+                out.extend(record_to_item(p.payload) for p in pts)
                 if offset is None:
                     break
         except Exception as e:
