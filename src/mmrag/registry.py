@@ -9,8 +9,11 @@ choosing one imports only it. ``app.open_index`` is the one place that builds fr
     factory = registry.text_encoders.load("sentence-transformers")
     registry.rerankers.register("mine", "my_pkg.rerank:MyReranker")   # a plug-in
     registry.text_encoders.register("fake", FakeEncoder)  # tests: text_model="fake:tiny"
+    registry.text_encoders.split("openai:text-embedding-3-small")  # ('openai', 'text-emb...')
 
-What each role's factory takes is documented where it is registered below; ``app`` calls them.
+Encoders are chosen by ``[BACKEND:]MODEL`` specs; a registry's ``default`` is the backend a
+spec without a known prefix means. What each role's factory takes is documented where it is
+registered below; ``app`` calls them.
 """
 
 from __future__ import annotations
