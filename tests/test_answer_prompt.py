@@ -206,3 +206,16 @@ def test_every_image_respects_the_pixel_budget(budget: int) -> None:
     prompt = build_prompt("q", _hits(FIGURE), lambda it: _photo((3000, 1000)), image_budget=budget)
     (image,) = prompt.images
     assert isinstance(image, ImagePart) and image.size[0] * image.size[1] <= budget
+
+
+def test_a_text_hit_shows_the_picture_of_the_page_search_resolved() -> None:
+    page = Item(id="page7", kind="page", source="/data/report.pdf", page=7)
+    asked: list[str] = []
+
+    def load(item: Item) -> Image.Image | None:
+        asked.append(item.id)
+        return _photo((64, 64)) if item.id == "page7" else None
+
+    prompt = build_prompt("q", [Hit(CHUNK, 1.0, parent_item=page)], load)
+    assert asked == ["page7"] and prompt.sources[0].item == CHUNK
+    assert prompt.sources[0].image is not None

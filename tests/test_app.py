@@ -49,7 +49,12 @@ def test_library_round_trip(tmp_path: Path, corpus: Path, tiny_clip: Path) -> No
         assert {Path(h.item.source).name for h in cheap} == {"red.png"}
         similar = index.search_by_image(corpus / "blue.jpg", k=1)
         assert similar[0].item.source.endswith("blue.jpg")
-        assert index.thumbnail(similar[0].item)[:2] == b"\xff\xd8"  # a JPEG thumbnail
+        assert index.thumbnail(similar[0].item.thumb)[:2] == b"\xff\xd8"  # a JPEG thumbnail
+        assert index.thumbnail("not-a-hash") is None
+        by_id = index.similar_to(similar[0].item.id, k=1)
+        assert [h.item.id for h in by_id] == [similar[0].item.id]
+        with pytest.raises(mmrag.InputError):
+            index.similar_to("no-such-item")
         answer = index.ask("which shape is green?", k=2)
         assert answer.citations and answer.citations[0].source.endswith("green.jpg")
 
@@ -82,5 +87,16 @@ def test_qdrant_backend_through_the_same_api(tmp_path: Path, corpus: Path, tiny_
         assert index.add(corpus).added == 6
         hits = index.search("a yellow circle", k=2)
         assert hits[0].item.source.endswith("yellow.png")
-        assert index.searcher.available_paths() == ("clip", "text")  # no BM25 in Qdrant here
+        assert index.available_paths() == ("clip", "text")  # no BM25 in Qdrant here
         assert index.search_by_image(corpus / "red.png", k=1)[0].item.source.endswith("red.png")
+
+
+def test_a_store_url_chooses_the_backend_and_a_bad_one_is_a_config_error(
+    tmp_path: Path, corpus: Path, tiny_clip: Path
+) -> None:
+    url = f"qdrant+local:{tmp_path / 'q'}#photos"
+    with mmrag.open(tmp_path / "idx", model=str(tiny_clip), ocr=False, store=url) as index:
+        assert type(index.store).__name__ == "QdrantStore"
+        assert index.store.collection == "photos"  # type: ignore[attr-defined]
+    with pytest.raises(mmrag.ConfigError, match="store"):
+        mmrag.open(tmp_path / "other", model="none", store="mongo://db/x")

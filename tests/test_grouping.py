@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mmrag.retrieve.grouping import Group, group_hits
-from mmrag.types import Hit, Item
+from mmrag.retrieve.grouping import Group, group_hits, parents_wanted, stands_for
+from mmrag.types import Hit, Item, Role
 
 
 def page(doc: str, n: int) -> Item:
@@ -106,3 +106,50 @@ def test_overflow_moves_capped_results_last_instead_of_dropping_them() -> None:
         "big.pdf-p3",
         "big.pdf-p4",
     ]
+
+
+def caption(of: Item, text: str = "caption", role: Role = "caption") -> Item:
+    return Item(
+        id=f"{of.id}-{role}", kind="text", source=of.source, parent=of.id, role=role, text=text
+    )
+
+
+def test_a_caption_stands_for_its_parent_which_heads_the_group() -> None:
+    photo = image("cat.jpg")
+    groups = group_hits([hit(caption(photo), 0.9, "text")], parents={photo.id: photo})
+    assert [g.hit.item.id for g in groups] == ["cat.jpg"]
+    assert groups[0].hit.score == 0.9 and groups[0].hit.via == ("text",)
+    assert [e.role for e in groups[0].hit.evidence] == ["caption"]
+
+
+def test_ocr_text_stands_for_its_parent_and_texts_of_one_parent_merge() -> None:
+    photo = image("sign.jpg")
+    hits = [
+        hit(caption(photo, "stop", role="ocr"), 0.8, "bm25"),
+        hit(image("other.jpg"), 0.7),
+        hit(caption(photo, "a red sign"), 0.6, "text"),
+    ]
+    groups = group_hits(hits, parents={photo.id: photo})
+    assert [g.hit.item.id for g in groups] == ["sign.jpg", "other.jpg"]
+    assert groups[0].hit.via == ("bm25", "text")
+    assert [e.role for e in groups[0].hit.evidence] == ["ocr", "caption"]
+
+
+def test_a_caption_without_its_parent_stays_itself() -> None:
+    groups = group_hits([hit(caption(image("gone.jpg")), 0.5, "text")])
+    assert groups[0].hit.item.role == "caption"
+
+
+def test_a_chunk_heading_a_group_carries_its_page_as_parent_item() -> None:
+    p1 = page("a.pdf", 1)
+    hits = [hit(chunk("a.pdf", 1, 0), 0.9, "text"), hit(chunk("a.pdf", 1, 1), 0.8, "bm25")]
+    assert parents_wanted(hits) == ["a.pdf-p1"]
+    [group] = group_hits(hits, parents={p1.id: p1})
+    assert group.hit.item.id == "a.pdf-p1-t0" and group.hit.parent_item == p1
+    assert [e.item.id for e in group.evidence] == ["a.pdf-p1-t1"]
+
+
+def test_parents_already_among_the_hits_are_not_wanted() -> None:
+    hits = [hit(page("a.pdf", 1), 0.9), hit(chunk("a.pdf", 1, 0), 0.8), hit(image("x"), 0.7)]
+    assert parents_wanted(hits) == []
+    assert stands_for(caption(image("x"))) == "x" and stands_for(chunk("a.pdf", 1, 0)) != "a.pdf-p1"

@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -173,3 +174,19 @@ def test_unreachable_server_is_a_model_load_error() -> None:
 def test_the_real_api_needs_a_key() -> None:
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         OpenAITextEncoder(api_key=None)
+
+
+def test_the_text_model_setting_selects_the_openai_backend(
+    server: type[FakeOpenAI], tmp_path: Path
+) -> None:
+    import mmrag
+
+    opts = {"model": "none", "openai_api_key": KEY, "openai_base_url": server.base_url}  # type: ignore[attr-defined]
+    with mmrag.open(
+        tmp_path / "idx", text_model="openai:text-embedding-3-small@64", **opts
+    ) as index:
+        assert isinstance(index.text, OpenAITextEncoder)
+        assert index.text.dim == 64 and index.stats()["spaces"] == {"text": 64}
+    recorded = json.loads((tmp_path / "idx" / "mmrag.json").read_text())
+    assert recorded["text_model"] == "openai:text-embedding-3-small@64"
+    assert server.requests == []  # a known model's size needs no request

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mmrag.errors import ConfigError
-from mmrag.retrieve.where import describe_where, parse_where
 from mmrag.types import Range
+from mmrag.where import describe_where, parse_where
 
 
 def test_equals_in_and_ranges() -> None:

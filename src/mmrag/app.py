@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from . import registry
 from .blobs import BlobStore
 from .config import Settings
-from .errors import ConfigError, IndexError_, InputError, ModelMismatchError
+from .errors import DependencyError, IndexError_, InputError, ModelMismatchError
 from .indexer import Indexer, IndexReport, Progress
 from .ingest.base import Ingester
 from .ingest.images import open_image
@@ -27,12 +28,21 @@ from .manifest import Manifest
 from .models.base import ImageTextEncoder, TextEncoder
 from .retrieve.search import Searcher
 from .stores.base import VectorStore
+from .stores.url import parse_store_url
 from .types import VISUAL_KINDS, Hit, Item, Where
+from .where import describe_where, parse_where
 
 if TYPE_CHECKING:
     from .answer.types import Answer
 
-__all__ = ["SCHEMA_VERSION", "Index", "open_index"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Index",
+    "IndexReport",
+    "describe_where",
+    "open_index",
+    "parse_where",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +54,36 @@ NO_CLIP = ("none", "")
 
 
 class Index:
-    """An index on disk: add sources, search by text or image, ask questions."""
+    """An index on disk: add sources, search by text or image, ask questions.
+
+    Built by :func:`open_index`, which wires every collaborator; faces (CLI, HTTP)
+    use only the methods here, never the collaborators themselves.
+    """
+
+    #: The ``--where`` syntax: ``["category=shoes", "price<200"]`` -> a filter.
+    parse_where = staticmethod(parse_where)
 
     def __init__(
         self,
         settings: Settings,
+        *,
         store: VectorStore,
         clip: ImageTextEncoder | None,
         text: TextEncoder,
-        ingesters: Sequence[Ingester] = (),
+        blobs: BlobStore,
+        manifest: Manifest,
+        indexer: Indexer,
+        searcher: Searcher,
     ) -> None:
         self.settings = settings
         self.path = settings.index
         self.store = store
         self.clip = clip
         self.text = text
-        self.blobs = BlobStore(self.path / "blobs")
-        self.manifest = Manifest(self.path / "manifest.sqlite")
-        self.indexer = Indexer(store, self.blobs, self.manifest, clip, text, settings, ingesters)
-        self.searcher = Searcher(store, clip, text)
+        self.blobs = blobs
+        self.manifest = manifest
+        self.indexer = indexer
+        self.searcher = searcher
 
     # -- writing ------------------------------------------------------------
 
@@ -126,6 +147,28 @@ class Index:
             self._query_image(image), k=k, where=where, min_score=floor, collapse=collapse
         )
 
+    def similar_to(
+        self,
+        item_id: str,
+        *,
+        k: int = 10,
+        where: Where | None = None,
+        min_score: float | None = None,
+        collapse: bool = False,
+    ) -> list[Hit]:
+        """The visual items most like an indexed one, by its stored CLIP vector (no re-encoding)."""
+        vectors = self.store.get_vectors("clip", [item_id]) if "clip" in self.store.spaces else {}
+        if item_id not in vectors:
+            raise InputError(item_id, "no indexed item with an image vector")
+        floor = self.settings.min_score if min_score is None else min_score
+        return self.searcher.search_by_vector(
+            vectors[item_id], k=k, where=where, min_score=floor, collapse=collapse
+        )
+
+    def available_paths(self) -> tuple[str, ...]:
+        """The retrieval paths a text query runs on this index (``clip``, ``text``, ``bm25``)."""
+        return self.searcher.available_paths()
+
     def ask(
         self,
         question: str,
@@ -150,17 +193,19 @@ class Index:
         """Items by id."""
         return self.store.get(ids)
 
-    def thumbnail(self, item: Item) -> bytes | None:
-        """The item's thumbnail JPEG, if the index has one."""
-        return self.blobs.get("thumb", item.thumb) if item.thumb else None
+    def thumbnail(self, key: str) -> bytes | None:
+        """A thumbnail JPEG by its blob key (an item's ``thumb``), or None if there is none."""
+        try:
+            return self.blobs.get("thumb", key)
+        except ValueError:  # not a content hash
+            return None
 
     def load_image(self, item: Item) -> Image.Image | None:
-        """The best available picture of an item: normalised copy, original file, or thumbnail."""
-        target = item
-        if item.kind in ("text", "product") and item.parent:
-            parents = self.store.get([item.parent])
-            target = parents[0] if parents else item
-        for data in self._image_bytes(target):
+        """The best available picture of an item: normalised copy, original file, or thumbnail.
+
+        Only the item's own picture: the page of a text hit comes as ``Hit.parent_item``.
+        """
+        for data in self._image_bytes(item):
             try:
                 image = Image.open(io.BytesIO(data))
                 image.load()
@@ -195,7 +240,7 @@ class Index:
             "clip_model": meta.get("clip_model"),
             "text_model": meta.get("text_model"),
             "spaces": dict(self.store.spaces),
-            "paths": list(self.searcher.available_paths()),
+            "paths": list(self.available_paths()),
             "schema": meta.get("schema"),
         }
 
@@ -257,82 +302,19 @@ def _write_meta(path: Path, meta: Mapping[str, Any]) -> None:
     tmp.replace(path / _META)
 
 
-EncoderFactory = Callable[[Settings, str], ImageTextEncoder]
-TextFactory = Callable[[Settings, str], TextEncoder]
-StoreFactory = Callable[[Settings, Mapping[str, int], bool], VectorStore]
-
-
-def _default_clip(settings: Settings, model: str) -> ImageTextEncoder:
-    from .models.clip import ClipEncoder
-
-    return ClipEncoder(
-        model,
-        device=settings.device,
-        precision=settings.precision,
-        batch_size=settings.batch_size,
-        offline=settings.hf_offline,
-    )
-
-
-def _default_text(settings: Settings, model: str) -> TextEncoder:
-    from .models.text import SentenceTextEncoder
-
-    return SentenceTextEncoder(model, device=settings.device, offline=settings.hf_offline)
-
-
-def _default_store(settings: Settings, spaces: Mapping[str, int], overwrite: bool) -> VectorStore:
-    """LanceDB under the index directory, or a Qdrant collection when ``store='qdrant'``.
-
-    ``overwrite`` starts the collection afresh (a deliberate re-embed).
-    """
-    if settings.store == "qdrant":
-        from .stores.qdrant import QdrantStore
-
-        if not settings.qdrant_url:
-            raise ConfigError("store 'qdrant' needs MMRAG_QDRANT_URL (a URL or a local path)")
-        location: Any = settings.qdrant_url
-        if settings.qdrant_api_key is not None and location.startswith(("http://", "https://")):
-            from qdrant_client import QdrantClient
-
-            key = settings.qdrant_api_key.get_secret_value()
-            location = QdrantClient(url=location, api_key=key)
-        return QdrantStore(location, settings.qdrant_collection, spaces, overwrite=overwrite)
-    from .stores.lance import LanceStore
-
-    return LanceStore(settings.index / "store", spaces, overwrite=overwrite)
-
-
-def _default_ingesters(settings: Settings) -> list[Ingester]:
-    """Document ingesters whose optional dependencies are installed."""
-    found: list[Ingester] = []
-    try:
-        from .ingest.pdf import PdfIngester
-
-        found.append(PdfIngester())
-    except ImportError:
-        log.debug("PDF ingestion unavailable (pip install 'mmrag[pdf]')")
-    try:
-        from .ingest.pptx import PptxIngester
-
-        found.append(PptxIngester())
-    except ImportError:
-        log.debug("slide ingestion unavailable (pip install 'mmrag[pptx]')")
-    return found
-
-
 def open_index(
     path: str | Path | None = None,
     *,
     settings: Settings | None = None,
     reembed: bool = False,
     create: bool = True,
-    clip_factory: EncoderFactory = _default_clip,
-    text_factory: TextFactory = _default_text,
-    store_factory: StoreFactory = _default_store,
     **overrides: Any,
 ) -> Index:
-    """Open (or create) the index at ``path``.
+    """Open (or create) the index at ``path``; the one place that wires its backends.
 
+    Every backend comes from :mod:`mmrag.registry`, chosen by name in settings: the
+    store by URL (``store``), the CLIP and text encoders by ``[BACKEND:]MODEL``
+    (``model``, ``text_model``), and every registered ingester whose extra is installed.
     The models that built an index are recorded in it. Asking for another model
     raises :class:`ModelMismatchError` unless ``reembed=True``, which re-embeds
     every source with the new model. When no model is asked for explicitly
@@ -342,7 +324,6 @@ def open_index(
     if path is not None:
         overrides["index"] = Path(path)
     settings = (settings or Settings()).model_copy(update=overrides)
-    explicit = {"model", "text_model"} & (settings.model_fields_set | set(overrides))
     root = settings.index
     meta = read_meta(root)
     if meta is None and not create:
@@ -351,11 +332,9 @@ def open_index(
         raise IndexError_(
             f"index {root} has schema {meta.get('schema')}; this mmrag reads {SCHEMA_VERSION}"
         )
-    clip_model = _chosen(settings.model, meta, "clip_model", "model" in explicit)
-    text_model = _chosen(settings.text_model, meta, "text_model", "text_model" in explicit)
-    mismatch = meta is not None and (
-        clip_model != meta.get("clip_model") or text_model != meta.get("text_model")
-    )
+    store_url = parse_store_url(settings.store_url(), default_dir=root / "store")
+    explicit = {"model", "text_model"} & (settings.model_fields_set | set(overrides))
+    clip_model, text_model, mismatch = _models(settings, meta, explicit)
     if mismatch and not reembed:
         assert meta is not None
         raise ModelMismatchError(
@@ -363,13 +342,16 @@ def open_index(
             f"{meta.get('text_model')!r}; you asked for {clip_model!r} / {text_model!r}. "
             "Re-embed deliberately with --reembed (Index: reembed=True), or use the recorded model."
         )
-    clip = clip_factory(settings, clip_model) if clip_model else None
-    text = text_factory(settings, text_model or settings.text_model)
+    clip: ImageTextEncoder | None = _build_encoder(
+        registry.image_text_encoders, clip_model, settings
+    )
+    text: TextEncoder = _build_encoder(registry.text_encoders, text_model, settings)
     spaces = {"text": text.dim}
     if clip is not None:
         spaces = {"clip": clip.dim, **spaces}
     root.mkdir(parents=True, exist_ok=True)
-    store = store_factory(settings, spaces, mismatch)
+    factory = registry.stores.load(store_url.scheme)
+    store: VectorStore = factory(store_url, spaces, overwrite=mismatch, settings=settings)
     new_meta = {
         "schema": SCHEMA_VERSION,
         "clip_model": clip_model,
@@ -378,22 +360,86 @@ def open_index(
     }
     if meta != new_meta:
         _write_meta(root, new_meta)
-    index = Index(
-        settings.model_copy(update={"model": clip_model or "none"}),
-        store,
-        clip,
-        text,
-        _default_ingesters(settings),
+    index = _assemble(
+        settings.model_copy(update={"model": clip_model or "none"}), store, clip, text
     )
     if mismatch:
         _reembed(index)
     return index
 
 
+def _models(
+    settings: Settings, meta: Mapping[str, Any] | None, explicit: set[str]
+) -> tuple[str | None, str, bool]:
+    """The (CLIP, text) model specs to use, and whether they differ from the recorded ones."""
+    clip = _clip_spec(_chosen(settings.model, meta, "clip_model", "model" in explicit))
+    asked = _chosen(settings.text_model, meta, "text_model", "text_model" in explicit)
+    text = registry.text_encoders.canonical(asked or settings.text_model)
+    if meta is None:
+        return clip, text, False
+    recorded = (_clip_spec(meta.get("clip_model")), _text_spec(meta.get("text_model")))
+    return clip, text, recorded != (clip, text)
+
+
+def _assemble(
+    settings: Settings, store: VectorStore, clip: ImageTextEncoder | None, text: TextEncoder
+) -> Index:
+    """The Index over one store and its encoders, with blobs, manifest, pipeline and search."""
+    blobs = BlobStore(settings.index / "blobs")
+    manifest = Manifest(settings.index / "manifest.sqlite")
+    indexer = Indexer(store, blobs, manifest, clip, text, settings, _ingesters())
+    return Index(
+        settings,
+        store=store,
+        clip=clip,
+        text=text,
+        blobs=blobs,
+        manifest=manifest,
+        indexer=indexer,
+        searcher=Searcher(store, clip, text),
+    )
+
+
+def _ingesters() -> list[Ingester]:
+    """Every registered ingester whose optional dependencies are installed."""
+    found: list[Ingester] = []
+    for name in registry.ingesters.names():
+        try:
+            found.append(registry.ingesters.create(name))
+        except DependencyError as exc:
+            log.debug("%s ingestion unavailable: %s", name, exc)
+        except AttributeError:  # TRANSITIONAL: until mmrag.ingest.images:ImageIngester lands
+            if name != "image":
+                raise
+            log.debug("no ImageIngester yet; the indexer reads images itself")
+    return found
+
+
+def _clip_spec(spec: str | None) -> str | None:
+    """The CLIP model spec as recorded; None for a text-only index."""
+    if spec is None or spec.strip().lower() in NO_CLIP:
+        return None
+    return registry.image_text_encoders.canonical(spec)
+
+
+def _text_spec(spec: str | None) -> str | None:
+    """The text model spec as recorded."""
+    return None if spec is None else registry.text_encoders.canonical(spec)
+
+
+def _build_encoder(backends: registry.Registry[Any], spec: str | None, settings: Settings) -> Any:
+    """The encoder ``[BACKEND:]MODEL`` names, from its backend's ``from_settings``."""
+    if spec is None:
+        return None
+    backend, model = backends.split(spec)
+    return backends.load(backend)(model, settings)
+
+
 def _chosen(asked: str, meta: Mapping[str, Any] | None, key: str, explicit: bool) -> str | None:
+    """The recorded model unless one was asked for explicitly (or the index is new)."""
     if meta is not None and not explicit:
         return meta.get(key)
-    return None if asked.strip().lower() in NO_CLIP else asked
+    return asked
 
 
 def _reembed(index: Index) -> None:

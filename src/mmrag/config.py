@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
 
 __all__ = ["DEFAULT_CLIP_MODEL", "DEFAULT_TEXT_MODEL", "Precision", "Settings"]
 
@@ -29,9 +32,10 @@ class Settings(BaseSettings):
     # Where the index lives.
     index: Path = Path(".mmrag")
 
-    # Encoders.
-    model: str = DEFAULT_CLIP_MODEL
-    text_model: str = DEFAULT_TEXT_MODEL
+    # Encoders, as [BACKEND:]MODEL: a backend named in mmrag.registry (CLIP: transformers;
+    # text: sentence-transformers, or openai as in "openai:text-embedding-3-small[@DIMS]").
+    model: str = Field(default=DEFAULT_CLIP_MODEL, description="CLIP hub id or path; 'none'")
+    text_model: str = Field(default=DEFAULT_TEXT_MODEL, description="[BACKEND:]MODEL")
     device: str = "auto"
     precision: Precision = "auto"
     batch_size: int = Field(default=32, ge=1)
@@ -73,8 +77,27 @@ class Settings(BaseSettings):
     image_budget: int = Field(default=512 * 512, ge=64 * 64, description="pixels per source image")
     image_detail: Literal["low", "high", "auto"] = "low"
 
-    # Store: LanceDB on disk (default) or a Qdrant cluster.
-    store: Literal["lance", "qdrant"] = "lance"
+    # Store, by URL: "lance" (LanceDB under INDEX/store, the default), "lance:PATH",
+    # "qdrant://HOST:PORT/COLLECTION", "qdrant+https://...", "qdrant+local:PATH[#COLLECTION]".
+    # The older store="qdrant" with qdrant_url (and qdrant_collection) still works.
+    store: str = Field(default="lance", description="a store URL; see mmrag.stores.url")
     qdrant_url: str | None = Field(default=None, description="http(s) URL, or a local path")
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = "mmrag"
+
+    def store_url(self) -> str:
+        """``store`` as a URL: the older ``store="qdrant"`` + ``qdrant_url`` form translated."""
+        if self.store.strip() != "qdrant":
+            return self.store
+        if not self.qdrant_url:
+            raise ConfigError("store 'qdrant' needs MMRAG_QDRANT_URL (a URL or a local path)")
+        parts = urlsplit(self.qdrant_url)
+        if parts.scheme not in ("http", "https"):
+            return f"qdrant+local:{self.qdrant_url}#{self.qdrant_collection}"
+        if parts.path.strip("/"):
+            raise ConfigError(
+                "MMRAG_QDRANT_URL must be a server address without a path; "
+                "or set MMRAG_STORE=qdrant://HOST:PORT/COLLECTION"
+            )
+        scheme = "qdrant+https" if parts.scheme == "https" else "qdrant"
+        return f"{scheme}://{parts.netloc}/{self.qdrant_collection}"

@@ -10,14 +10,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw
 
 from .config import Settings
 from .errors import ModelLoadError
-from .indexer import IndexReport
 from .types import Hit, Range, Where
+
+if TYPE_CHECKING:
+    from .app import IndexReport
 
 __all__ = ["DemoResult", "make_sample_data", "run_demo"]
 
@@ -266,12 +268,10 @@ def run_demo(
         index = opener(settings=settings.model_copy(update={"model": "none"}))
     with index:
         report = index.add([str(samples)])
-        result = DemoResult(
-            root / "index", report, list(index.searcher.available_paths()), clip_note
-        )
+        result = DemoResult(root / "index", report, list(index.available_paths()), clip_note)
         for query, where in _QUERIES:
             result.searches.append((query, where, index.search(query, k=3, where=where)))
-        if index.clip is not None:
+        if "clip" in index.available_paths():
             probe = samples / "products" / "red-running-shoe.jpg"
             result.similar = (str(probe), index.search_by_image(probe, k=3))
         ask = getattr(index, "ask", None)

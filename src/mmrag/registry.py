@@ -8,8 +8,12 @@ choosing one imports only it. ``app.open_index`` is the one place that builds fr
     registry.stores.names()                  # ['lance', 'qdrant', 'qdrant+local']
     factory = registry.text_encoders.load("sentence-transformers")
     registry.rerankers.register("mine", "my_pkg.rerank:MyReranker")   # a plug-in
+    registry.text_encoders.register("fake", FakeEncoder)  # tests: text_model="fake:tiny"
+    registry.text_encoders.split("openai:text-embedding-3-small")  # ('openai', 'text-emb...')
 
-What each role's factory takes is documented where it is registered below; ``app`` calls them.
+Encoders are chosen by ``[BACKEND:]MODEL`` specs; a registry's ``default`` is the backend a
+spec without a known prefix means. What each role's factory takes is documented where it is
+registered below; ``app`` calls them.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ Target = str | Callable[..., Any]
 class Registry(Generic[T]):
     """Names -> factories for one role; a factory is a callable or a ``"module:attr"`` path."""
 
-    def __init__(self, role: str) -> None:
+    def __init__(self, role: str, *, default: str | None = None) -> None:
         self.role = role
+        #: The name a spec without ``NAME:`` means (see :meth:`split`).
+        self.default = default
         self._targets: dict[str, Target] = {}
         self._extras: dict[str, str] = {}
 
@@ -48,6 +54,11 @@ class Registry(Generic[T]):
         self._targets[name] = target
         if extra is not None:
             self._extras[name] = extra
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a test's stand-in, a plug-in); an unknown name is ignored."""
+        self._targets.pop(name, None)
+        self._extras.pop(name, None)
 
     def names(self) -> list[str]:
         """Registered names, in registration order."""
@@ -82,6 +93,21 @@ class Registry(Generic[T]):
         """Build the implementation registered as ``name``."""
         return self.load(name)(*args, **kwargs)
 
+    def split(self, spec: str) -> tuple[str, str]:
+        """A ``[NAME:]MODEL`` spec as (name, model); a prefix naming nothing here is part of
+        the model (a Windows path, a hub id with a colon) and the name is the default."""
+        name, sep, model = spec.strip().partition(":")
+        if sep and model and name in self._targets:
+            return name, model
+        if self.default is None:
+            raise ConfigError(f"{spec!r} names no {self.role}; choose from {self.names()}")
+        return self.default, spec.strip()
+
+    def canonical(self, spec: str) -> str:
+        """The spec as an index records it: without the default name, so older records match."""
+        name, model = self.split(spec)
+        return model if name == self.default else f"{name}:{model}"
+
 
 #: Vector stores by URL scheme; ``from_url(url: StoreURL, spaces, *, overwrite, settings)``.
 stores: Registry[Any] = Registry("store")
@@ -90,11 +116,11 @@ stores.register("qdrant", "mmrag.stores.qdrant:QdrantStore.from_url", extra="qdr
 stores.register("qdrant+local", "mmrag.stores.qdrant:QdrantStore.from_url", extra="qdrant")
 
 #: CLIP-family encoders by backend; ``factory(model, settings)``.
-image_text_encoders: Registry[Any] = Registry("image-text encoder")
+image_text_encoders: Registry[Any] = Registry("image-text encoder", default="transformers")
 image_text_encoders.register("transformers", "mmrag.models.clip:ClipEncoder.from_settings")
 
 #: Text embedders by backend (``text_model`` is ``[BACKEND:]MODEL``); ``factory(model, settings)``.
-text_encoders: Registry[Any] = Registry("text encoder")
+text_encoders: Registry[Any] = Registry("text encoder", default="sentence-transformers")
 text_encoders.register(
     "sentence-transformers", "mmrag.models.text:SentenceTextEncoder.from_settings"
 )

@@ -19,7 +19,6 @@ try:  # FastAPI resolves endpoint annotations at module level, so import it here
     from fastapi.responses import HTMLResponse, JSONResponse, Response
 except ImportError as exc:  # pragma: no cover - the 'server' extra is missing
     raise DependencyError("fastapi", "server", "The HTTP server") from exc
-from .retrieve.where import parse_where
 
 __all__ = ["AskBody", "create_app"]
 
@@ -66,7 +65,7 @@ def create_app(index: Index) -> Any:
     ) -> dict[str, Any]:
         """Text query -> images and text, fused across retrieval paths."""
         hits = index.search(
-            q, k=k, where=parse_where(where or []), min_score=min_score, paths=path or None
+            q, k=k, where=index.parse_where(where or []), min_score=min_score, paths=path or None
         )
         return {"results": [hit.to_dict() for hit in hits]}
 
@@ -81,16 +80,18 @@ def create_app(index: Index) -> Any:
         data = await request.body()
         if len(data) > MAX_UPLOAD_BYTES:
             raise HTTPException(413, f"query image over {MAX_UPLOAD_BYTES} bytes")
-        hits = index.search_by_image(data, k=k, where=parse_where(where or []), min_score=min_score)
+        hits = index.search_by_image(
+            data, k=k, where=index.parse_where(where or []), min_score=min_score
+        )
         return {"results": [hit.to_dict() for hit in hits]}
 
     @app.get("/api/items/{item_id}/similar")
     def similar_to_item(item_id: str, k: int = Query(default=10, ge=1, le=200)) -> dict[str, Any]:
         """Items that look like an indexed item (its stored CLIP vector; nothing re-encoded)."""
-        vectors = index.store.get_vectors("clip", [item_id]) if "clip" in index.store.spaces else {}
-        if item_id not in vectors:
-            raise HTTPException(404, f"no item {item_id!r} with an image vector")
-        hits = index.searcher.search_by_vector(vectors[item_id], k=k)
+        try:
+            hits = index.similar_to(item_id, k=k)
+        except InputError:
+            raise HTTPException(404, f"no item {item_id!r} with an image vector") from None
         return {"results": [hit.to_dict() for hit in hits]}
 
     @app.post("/api/ask")
@@ -100,7 +101,7 @@ def create_app(index: Index) -> Any:
             body.question,
             k=body.k,
             model=body.model,
-            where=parse_where(body.where),
+            where=index.parse_where(body.where),
             images_only=body.images_only,
         )
         return dict(answer.to_dict())
@@ -108,10 +109,7 @@ def create_app(index: Index) -> Any:
     @app.get("/api/thumbs/{key}", response_class=Response)
     def thumb(key: str) -> Response:
         """A thumbnail JPEG from the index's blob store."""
-        try:
-            data = index.blobs.get("thumb", key)
-        except ValueError:
-            data = None
+        data = index.thumbnail(key)
         if data is None:
             raise HTTPException(404, "no such thumbnail")
         headers = {"Cache-Control": "public, max-age=31536000, immutable"}  # content-addressed

@@ -85,6 +85,8 @@ class Hit:
     ``via`` names the retrieval paths that found it (``clip``, ``text``, ``bm25``)
     and ``scores`` holds each path's own score (cosine similarity, or BM25).
     ``evidence`` lists items folded into this hit (a caption or chunk of a page).
+    ``parent_item`` is the item's parent when search resolved it (the page or slide of
+    a text chunk), so its picture can be shown without another lookup.
     """
 
     item: Item
@@ -92,6 +94,7 @@ class Hit:
     via: tuple[str, ...] = ()
     scores: Mapping[str, float] = field(default_factory=dict)
     evidence: tuple[Item, ...] = ()
+    parent_item: Item | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: id, score, kind, source and the rest of the item."""

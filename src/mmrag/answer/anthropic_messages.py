@@ -86,6 +86,13 @@ class AnthropicAnswerer:
     def __repr__(self) -> str:
         return f"AnthropicAnswerer(model={self.model!r}, base_url={self.base_url!r})"
 
+    @classmethod
+    def from_spec(
+        cls, settings: Settings, model: str, base_url: str | None = None
+    ) -> AnthropicAnswerer:
+        """The registry's factory (``anthropic+https://host#model`` gives ``base_url``)."""
+        return cls(settings, model, base_url=base_url)
+
     def answer(
         self,
         question: str,

@@ -1,4 +1,7 @@
-"""The answering role: one ``Answerer`` protocol, a small provider registry and shared helpers.
+"""The answering role: one ``Answerer`` protocol, model-name routing and shared helpers.
+
+Providers live in ``registry.answerers`` (``extractive``, ``openai``, ``anthropic``); this module
+only routes a model spec to one of them, and never imports the implementations.
 
 answerer = make_answerer(settings, "gpt-4o")       # or "claude-...", "http://host/v1#model", None
 answer = answerer.answer("What is in figure 3?", hits, load_image, stream=print_chunk)
@@ -11,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .. import registry
 from ..config import Settings
 from ..errors import AnswerError, ConfigError
 from ..types import Hit
@@ -59,31 +63,6 @@ class _Route:
     provider: str
 
 
-def _extractive(settings: Settings, model: str, base_url: str | None) -> Answerer:
-    from .extractive import ExtractiveAnswerer
-
-    return ExtractiveAnswerer(settings)
-
-
-def _openai(settings: Settings, model: str, base_url: str | None) -> Answerer:
-    from .openai_chat import OpenAIChatAnswerer
-
-    return OpenAIChatAnswerer(settings, model, base_url=base_url or settings.openai_base_url)
-
-
-def _anthropic(settings: Settings, model: str, base_url: str | None) -> Answerer:
-    from .anthropic_messages import AnthropicAnswerer
-
-    return AnthropicAnswerer(settings, model, base_url=base_url)
-
-
-# Providers by name; modules are imported only when their provider is chosen.
-_PROVIDERS: dict[str, Factory] = {
-    "extractive": _extractive,
-    "openai": _openai,
-    "anthropic": _anthropic,
-}
-
 # Bare model names -> provider, first match wins. Explicit "provider:model" and URLs are
 # handled by resolve_model before these are consulted.
 _ROUTES: list[_Route] = [
@@ -96,8 +75,8 @@ DEFAULT_URL_MODEL = "default"
 
 
 def register_answerer(provider: str, factory: Factory, pattern: str | None = None) -> None:
-    """Add a provider (and optionally a bare-name pattern that routes to it)."""
-    _PROVIDERS[provider] = factory
+    """Add a provider to ``registry.answerers``, and optionally a bare-name pattern for it."""
+    registry.answerers.register(provider, factory)
     if pattern is not None:
         _ROUTES.insert(0, _Route(re.compile(pattern), provider))
 
@@ -116,7 +95,7 @@ def resolve_model(spec: str, settings: Settings) -> tuple[str, str, str | None]:
         url, _, model = scheme["url"].partition("#")
         return scheme["provider"] or "openai", model or DEFAULT_URL_MODEL, url
     prefix, sep, rest = spec.partition(":")
-    if sep and prefix in _PROVIDERS and rest:
+    if sep and prefix in registry.answerers and rest:
         return prefix, rest, None
     for route in _ROUTES:
         if route.pattern.search(spec):
@@ -133,12 +112,17 @@ def make_answerer(settings: Settings, model: str | None = None) -> Answerer:
     """The answerer for ``model`` (falling back to ``settings.answer_model``; None = extractive)."""
     spec = model if model is not None else settings.answer_model
     if spec is None or not spec.strip():
-        return _PROVIDERS["extractive"](settings, "extractive", None)
+        return _build("extractive", settings, "extractive", None)
     provider, name, base_url = resolve_model(spec, settings)
-    factory = _PROVIDERS.get(provider)
-    if factory is None:
+    if provider not in registry.answerers:
         raise ConfigError(f"Unknown answer provider {provider!r} in {spec!r}")
-    return factory(settings, name, base_url)
+    return _build(provider, settings, name, base_url)
+
+
+def _build(provider: str, settings: Settings, model: str, base_url: str | None) -> Answerer:
+    """The answerer registered as ``provider``; its module is imported only now."""
+    factory: Factory = registry.answerers.load(provider)
+    return factory(settings, model, base_url)
 
 
 def prompt_for(

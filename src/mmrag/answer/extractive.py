@@ -158,6 +158,13 @@ class ExtractiveAnswerer:
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
 
+    @classmethod
+    def from_spec(
+        cls, settings: Settings, model: str = "extractive", base_url: str | None = None
+    ) -> ExtractiveAnswerer:
+        """The registry's factory: the offline answerer takes no model and no URL."""
+        return cls(settings)
+
     def answer(
         self,
         question: str,

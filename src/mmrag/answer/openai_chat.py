@@ -82,6 +82,13 @@ class OpenAIChatAnswerer:
     def __repr__(self) -> str:
         return f"OpenAIChatAnswerer(model={self.model!r}, base_url={self.base_url!r})"
 
+    @classmethod
+    def from_spec(
+        cls, settings: Settings, model: str, base_url: str | None = None
+    ) -> OpenAIChatAnswerer:
+        """The registry's factory: ``base_url`` falls back to ``settings.openai_base_url``."""
+        return cls(settings, model, base_url=base_url or settings.openai_base_url)
+
     def answer(
         self,
         question: str,

@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 Detail = Literal["low", "high", "auto"]
 #: Returns an item's image (a fresh object: JPEGs not yet decoded are decoded at reduced
-#: scale in place), or None when it has none.
+#: scale in place), or None when it has none. A text hit's picture is asked for by its
+#: ``Hit.parent_item`` (the page search resolved), so no loader has to look parents up.
 LoadImage = Callable[[Item], Image.Image | None]
 
 SYSTEM_PROMPT = (
@@ -170,15 +171,20 @@ def _source_text(item: Item, max_chars: int) -> str:
     return "\n".join(lines)
 
 
-def _unique_items(hits: Sequence[Hit], limit: int | None) -> list[Item]:
-    """Hit items in rank order with repeated ids dropped, at most ``limit`` of them."""
+def _unique_hits(hits: Sequence[Hit], limit: int | None) -> list[Hit]:
+    """Hits in rank order with repeated item ids dropped, at most ``limit`` of them."""
     seen: set[str] = set()
-    items = []
+    unique = []
     for hit in hits:
         if hit.item.id not in seen:
             seen.add(hit.item.id)
-            items.append(hit.item)
-    return items[:limit] if limit is not None else items
+            unique.append(hit)
+    return unique[:limit] if limit is not None else unique
+
+
+def _picture_of(hit: Hit) -> Item:
+    """The item whose image shows a hit: a text chunk's page (resolved by search), else itself."""
+    return hit.parent_item if hit.parent_item is not None else hit.item
 
 
 def _encode_all(
@@ -210,8 +216,10 @@ def build_prompt(
     system: str = SYSTEM_PROMPT,
 ) -> Prompt:
     """The question plus numbered sources (label, text, downscaled image) as one neutral prompt."""
-    items = _unique_items(hits, max_sources)
-    encoded = _encode_all(items, load_image, image_budget, jpeg_quality)
+    unique = _unique_hits(hits, max_sources)
+    items = [hit.item for hit in unique]
+    pictures = [_picture_of(hit) for hit in unique]
+    encoded = _encode_all(pictures, load_image, image_budget, jpeg_quality)
     parts: list[Part] = [TextPart(f"Question: {question}\n\nSources:")]
     if not items:
         parts[0] = TextPart(f"Question: {question}\n\nSources: none were retrieved.")

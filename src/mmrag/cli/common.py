@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import click
 
+from .. import app
 from ..config import Settings
 from ..errors import ConfigError, MmragError
-from ..retrieve import where as where_syntax
 from ..types import Hit, Where
 
 EXIT_OK = 0
@@ -73,12 +73,12 @@ def run_guarded(as_json: bool, body: Callable[[], int]) -> int:
 def parse_where(filters: tuple[str, ...]) -> Where | None:
     """``--where`` values as a filter; a malformed one is a usage error (exit 2)."""
     try:
-        return where_syntax.parse_where(filters)
+        return app.parse_where(filters)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--where") from None
 
 
-describe_where = where_syntax.describe_where
+describe_where = app.describe_where
 
 
 def where_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -38,9 +38,7 @@ def eval_cmd(
             def search(query: str, paths: Sequence[str] | None) -> list[Hit]:
                 return index.search(query, k=k, paths=paths)
 
-            choices: list[Sequence[str] | None] = [
-                [path] for path in index.searcher.available_paths()
-            ]
+            choices: list[Sequence[str] | None] = [[path] for path in index.available_paths()]
             cutoffs = sorted({1, min(5, k), k})
             scores = evaluate(search, judged, [*choices, None], cutoffs)
         if as_json:

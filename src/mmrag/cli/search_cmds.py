@@ -47,9 +47,7 @@ def search_cmd(
             hits = index.search(
                 query, k=k, where=where, min_score=min_score, paths=list(paths) or None
             )
-            print_hits(
-                hits, as_json, {"paths": list(paths) or list(index.searcher.available_paths())}
-            )
+            print_hits(hits, as_json, {"paths": list(paths) or list(index.available_paths())})
         return EXIT_OK
 
     return run_guarded(as_json, body)

@@ -32,6 +32,8 @@ from mmrag.imaging import preprocess_image
 if TYPE_CHECKING:
     import torch
 
+    from mmrag.config import Settings
+
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
@@ -250,6 +252,17 @@ class ClipEncoder:
         self._tokenizer: Any = None
         self._max_text_len = 77
         self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, model: str, settings: Settings) -> ClipEncoder:
+        """The encoder for ``model`` with the device, precision and batch size of ``settings``."""
+        return cls(
+            model,
+            device=settings.device,
+            precision=settings.precision,
+            batch_size=settings.batch_size,
+            offline=settings.hf_offline,
+        )
 
     def __repr__(self) -> str:
         return f"ClipEncoder({self.model_id!r}, loaded={self.loaded})"

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import SecretStr
 
+from ..config import Settings
 from ..errors import ConfigError, DependencyError, ModelLoadError
 
 __all__ = ["KNOWN_DIMS", "OpenAITextEncoder"]
@@ -72,6 +73,23 @@ class OpenAITextEncoder:
         # Built now (cheap, no network); the key lives only inside the client.
         self._client = openai.OpenAI(
             api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+
+    @classmethod
+    def from_settings(cls, model: str, settings: Settings) -> OpenAITextEncoder:
+        """The encoder for ``model``, ``NAME[@DIMENSIONS]``, with the settings' key and base URL."""
+        name, _, dims = model.partition("@")
+        try:
+            dimensions = int(dims) if dims else None
+        except ValueError:
+            raise ConfigError(
+                f"OpenAI embedding model {model!r}: '@' must be followed by a size"
+            ) from None
+        return cls(
+            name or "text-embedding-3-small",
+            dimensions=dimensions,
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
         )
 
     def __repr__(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrag.config import DEFAULT_TEXT_MODEL
+from mmrag.config import DEFAULT_TEXT_MODEL, Settings
 from mmrag.errors import ConfigError, ModelLoadError
 
 __all__ = ["SentenceTextEncoder"]
@@ -66,6 +66,11 @@ class SentenceTextEncoder:
         self.offline = offline
         self._model: Any = None
         self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, model: str, settings: Settings) -> SentenceTextEncoder:
+        """The encoder for ``model`` on the device of ``settings``, offline when it says so."""
+        return cls(model, device=settings.device, offline=settings.hf_offline)
 
     def __repr__(self) -> str:
         return f"SentenceTextEncoder({self.model_id!r}, loaded={self.loaded})"

@@ -2,8 +2,9 @@
 
 Text queries run up to three paths: CLIP text->image vectors over visual items,
 the text embedder over text items, and BM25 over item text. Each path's hits
-below the relevance floor are dropped, caption hits stand for their image, and
-the lists are fused by reciprocal rank.
+below the relevance floor are dropped and the lists are fused by reciprocal rank,
+a caption counting for its image. One grouping step then gathers text under its
+parent, with the parents the hits lack fetched in one batched ``get``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from ..errors import ConfigError, StoreError
 from ..models.base import ImageTextEncoder, TextEncoder
 from ..stores.base import VectorStore
 from ..types import Hit, Where
-from .fusion import rrf
-from .grouping import Group, group_hits
+from .fusion import merge_same_key, rrf
+from .grouping import Group, group_hits, parents_wanted, stands_for
 
 __all__ = ["PATHS", "Searcher"]
 
@@ -95,14 +96,14 @@ class Searcher:
             ranked["text"] = _floor(self.store.query("text", vector, fetch, where), min_score)
         if "bm25" in use:
             ranked["bm25"] = self._bm25(query, fetch, where)
-        ranked = {path: self._fold_captions(_tag(hits, path)) for path, hits in ranked.items()}
-        ranked = {path: hits for path, hits in ranked.items() if hits}
+        ranked = {path: _tag(hits, path) for path, hits in ranked.items() if hits}
         if not ranked:
             return []
-        fused = (
-            next(iter(ranked.values())) if len(ranked) == 1 else rrf(ranked, weights=self.weights)
-        )
-        groups = group_hits(fused, max_per_doc=self.max_per_doc, overflow=self.overflow)
+        if len(ranked) == 1:  # one path keeps its own scores (cosines), which mean something
+            fused = merge_same_key(next(iter(ranked.values())), stands_for)
+        else:
+            fused = rrf(ranked, weights=self.weights, key=stands_for)
+        groups = self._group(fused)
         return [_as_hit(group) for group in groups][:k]
 
     def search_by_vector(
@@ -160,22 +161,13 @@ class Searcher:
             log.debug("full-text path skipped: %s", exc)
             return []
 
-    def _fold_captions(self, hits: list[Hit]) -> list[Hit]:
-        """A caption stands for its image: replace caption hits by their parent item."""
-        parents = [h.item.parent for h in hits if _is_caption(h) and h.item.parent]
-        if not parents:
-            return hits
-        found = {item.id: item for item in self.store.get(list(dict.fromkeys(parents)))}
-        out: list[Hit] = []
-        seen: set[str] = set()
-        for hit in hits:
-            parent = found.get(hit.item.parent or "") if _is_caption(hit) else None
-            if parent is not None:
-                hit = Hit(parent, hit.score, hit.via, hit.scores, (*hit.evidence, hit.item))
-            if hit.item.id not in seen:
-                seen.add(hit.item.id)
-                out.append(hit)
-        return out
+    def _group(self, fused: list[Hit]) -> list[Group]:
+        """Text under its parent; the parents the hits lack come from one batched get."""
+        wanted = parents_wanted(fused)
+        parents = {item.id: item for item in self.store.get(wanted)} if wanted else {}
+        return group_hits(
+            fused, parents=parents, max_per_doc=self.max_per_doc, overflow=self.overflow
+        )
 
 
 def _tag(hits: list[Hit], path: str) -> list[Hit]:
@@ -191,11 +183,7 @@ def _as_hit(group: Group) -> Hit:
             scores[path] = max(value, scores.get(path, value))
     head = group.hit
     evidence = (*head.evidence, *(e.item for e in group.evidence))
-    return Hit(head.item, head.score, head.via, scores, evidence)
-
-
-def _is_caption(hit: Hit) -> bool:
-    return hit.item.role == "caption"
+    return Hit(head.item, head.score, head.via, scores, evidence, head.parent_item)
 
 
 def _floor(hits: list[Hit], min_score: float | None) -> list[Hit]:

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
-from ..errors import ConfigError
-from ..types import Range, Where
+from .errors import ConfigError
+from .types import Range, Where
 
 __all__ = ["describe_where", "parse_where"]
 
