@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -17,7 +18,7 @@ from conftest import draw_photo
 from mmrag.blobs import BlobStore
 from mmrag.config import Settings
 from mmrag.indexer import Indexer
-from mmrag.ingest.base import Extracted, Notice, Skipped, SourceData, pick_ingester
+from mmrag.ingest.base import Extracted, Notice, Output, Skipped, SourceData, pick_ingester
 from mmrag.ingest.decode import DecodedImage, DecodeTask, decode_path
 from mmrag.ingest.images import ImageIngester
 from mmrag.ingest.items import part_hash
@@ -34,15 +35,19 @@ def _get(index: mmrag.Index, *ids: str) -> list[Item]:
     return [found[i] for i in ids]
 
 
-def _decoded(path: Path, **task: object) -> DecodedImage:
-    result = decode_path(DecodeTask(str(path), 32, 64, LIMIT, **task))  # type: ignore[arg-type]
+def _decoded(path: Path, ocr: bool = False, ocr_engine: str = "rapidocr") -> DecodedImage:
+    result = decode_path(DecodeTask(str(path), 32, 64, LIMIT, ocr, ocr_engine))
     assert isinstance(result, DecodedImage)
     return result
 
 
-def _image_outputs(decoded: DecodedImage, **settings: object) -> list[object]:
+def _image_outputs(decoded: DecodedImage) -> list[Output]:
     source = SourceData(decoded.source, decoded.hash, decoded=decoded)
-    return list(ImageIngester().extract(source, Settings(**settings)))
+    return list(ImageIngester().extract(source, Settings()))
+
+
+def _extracted(outputs: list[Output]) -> list[Extracted]:
+    return [out for out in outputs if isinstance(out, Extracted)]
 
 
 def test_an_image_becomes_its_item_its_ocr_text_and_its_caption(tmp_path: Path) -> None:
@@ -52,10 +57,11 @@ def test_an_image_becomes_its_item_its_ocr_text_and_its_caption(tmp_path: Path) 
     decoded = _decoded(path)
     decoded.ocr_lines = [OcrLine("OPEN DAILY", (10, 10, 300, 40), 0.95)]
     outputs = _image_outputs(decoded)
-    assert all(isinstance(out, Extracted) for out in outputs)
-    image, ocr, caption = (out.item for out in outputs)  # type: ignore[attr-defined]
+    extracted = _extracted(outputs)
+    assert len(extracted) == len(outputs) == 3
+    image, ocr, caption = (out.item for out in extracted)
     assert (image.id, image.kind, image.text) == (item_id(str(path)), "image", "a red sign")
-    assert image.content_hash == decoded.hash and outputs[0].decoded is decoded  # type: ignore[attr-defined]
+    assert image.content_hash == decoded.hash and extracted[0].decoded is decoded
     assert image.metadata == {
         "width": 96,
         "height": 72,
@@ -85,8 +91,8 @@ def test_an_image_without_text_is_one_item(tmp_path: Path) -> None:
     path = tmp_path / "plain.jpg"
     draw_photo("blue").save(path)
     outputs = _image_outputs(_decoded(path))
-    assert [out.item.kind for out in outputs] == ["image"]  # type: ignore[attr-defined]
-    assert outputs[0].item.text is None  # type: ignore[attr-defined]
+    assert [out.item.kind for out in _extracted(outputs)] == ["image"] and len(outputs) == 1
+    assert _extracted(outputs)[0].item.text is None
 
 
 def test_an_ocr_failure_is_one_notice_that_reads_the_same_for_every_image(
@@ -99,7 +105,7 @@ def test_an_ocr_failure_is_one_notice_that_reads_the_same_for_every_image(
     notices = [out for out in outputs if isinstance(out, Notice)]
     assert len(notices) == 1 and notices[0].source is None
     assert str(notices[0]).startswith("OCR skipped: unknown OCR engine 'no-such-engine'")
-    assert [out.item.kind for out in outputs if isinstance(out, Extracted)] == ["image"]
+    assert [out.item.kind for out in _extracted(outputs)] == ["image"]
 
 
 def test_the_image_ingester_needs_the_pipeline_to_decode() -> None:
@@ -128,13 +134,19 @@ def test_url_bytes_go_to_the_ingester_claiming_their_content_type() -> None:
     assert pick_ingester(ingesters, ".docx") is None
 
 
+def _indexer(ingesters: list[Any]) -> Indexer:
+    """An indexer with nothing behind it: enough to see what it takes."""
+    nothing: Any = None
+    return Indexer(nothing, nothing, nothing, None, nothing, Settings(), ingesters)
+
+
 def test_the_indexer_takes_images_even_when_given_only_document_ingesters() -> None:
-    indexer = Indexer(None, None, None, None, None, Settings(), [_Doc()])  # type: ignore[arg-type]
+    doc = _Doc()
+    indexer = _indexer([doc])
     assert {".jpg", ".png", ".pdf"} <= indexer.suffixes
-    assert sum(isinstance(i, ImageIngester) for i in indexer.ingesters) == 1
+    assert [type(i) for i in indexer.ingesters] == [ImageIngester, _Doc]
     mine = ImageIngester()
-    indexer = Indexer(None, None, None, None, None, Settings(), [mine, _Doc()])  # type: ignore[arg-type]
-    assert indexer.ingesters == [mine, indexer.ingesters[1]]
+    assert _indexer([mine, doc]).ingesters == [mine, doc]  # none added when one is given
 
 
 def test_a_report_counts_skipped_parts_and_says_each_warning_once() -> None:

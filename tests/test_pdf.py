@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,8 @@ def _make_pdf(path: Path) -> Path:
     return path
 
 
-def _items(outputs: object) -> list[Extracted]:
-    return [out for out in outputs if isinstance(out, Extracted)]  # type: ignore[attr-defined]
+def _items(outputs: Iterable[Output]) -> list[Extracted]:
+    return [out for out in outputs if isinstance(out, Extracted)]
 
 
 def _extract(path: Path, **settings: object) -> list[Extracted]:

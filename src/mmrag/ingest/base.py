@@ -28,6 +28,7 @@ from ..config import Settings
 from ..errors import InputError
 from ..types import Item, content_hash
 from .decode import DecodedImage
+from .sources import is_url
 
 __all__ = [
     "Extracted",
@@ -48,8 +49,9 @@ class SourceData:
     """One source as an ingester gets it.
 
     ``name`` is what the user named (an absolute path or a URL): items carry it as
-    their ``source`` and derive their ids from it. ``decoded`` is set, instead of
-    ``data``, for ingesters whose sources the pipeline decodes (see ``Ingester.decode``).
+    their ``source`` and derive their ids from it. ``decoded`` is set for ingesters
+    whose sources the pipeline decodes (see ``Ingester.decode``); ``data`` is then empty
+    when a decode worker read the file.
     """
 
     name: str
@@ -71,7 +73,7 @@ class SourceData:
     @property
     def filename(self) -> str:
         """The last part of the path (of a URL's path), e.g. ``report.pdf``."""
-        if "://" in self.name[:12]:
+        if is_url(self.name):
             return PurePosixPath(urlsplit(self.name).path).name
         return Path(self.name).name
 
