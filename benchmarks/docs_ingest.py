@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mmrag.config import Settings  # noqa: E402
 from mmrag.errors import InputError  # noqa: E402
+from mmrag.ingest.base import Extracted, SourceData  # noqa: E402
 from mmrag.ingest.pdf import PdfIngester, open_pdf, render  # noqa: E402
 from mmrag.ingest.pptx import RENDERER_MISSING, PptxIngester, renderer_available  # noqa: E402
 
@@ -42,15 +43,17 @@ def ingest_file(path: str, render_slides: bool) -> dict[str, Any]:
     )
     kinds: Counter[str] = Counter()
     captions = 0
+    warnings: list[str] = []
     start = time.perf_counter()
     error = None
     try:
-        for extracted in ingester.extract(p, settings, "bench"):
-            kinds[extracted.item.kind] += 1
-            captions += bool(
-                extracted.item.kind == "figure" and extracted.item.metadata.get("caption")
-            )
-            no_text = extracted.item.kind == "page" and extracted.item.metadata.get("chars", 1) < 10
+        for out in ingester.extract(SourceData.read(p), settings):
+            if not isinstance(out, Extracted):  # a skipped page or slide, a notice
+                warnings.append(str(out))
+                continue
+            kinds[out.item.kind] += 1
+            captions += bool(out.item.kind == "figure" and out.item.metadata.get("caption"))
+            no_text = out.item.kind == "page" and out.item.metadata.get("chars", 1) < 10
             kinds["pages_without_text"] += no_text
     except InputError as exc:
         error = exc.reason
@@ -62,7 +65,7 @@ def ingest_file(path: str, render_slides: bool) -> dict[str, Any]:
         "kinds": dict(kinds),
         "captions": captions,
         "error": error,
-        "warnings": [str(w) for w in ingester.warnings],
+        "warnings": warnings,
     }
 
 

@@ -177,7 +177,7 @@ def pipeline(
 def ocr_cost(files: Sequence[str], size: int) -> tuple[float, float]:
     """Per-image decode ms with OCR off and on (one process, OCR engine already loaded)."""
     from mmrag.config import Settings
-    from mmrag.ingest.images import DecodeTask, decode_path
+    from mmrag.ingest.decode import DecodeTask, decode_path
 
     s = Settings()
 
@@ -277,7 +277,7 @@ def main() -> None:
 
     import torch
 
-    from mmrag.ingest.images import DecodeTask, decode_path
+    from mmrag.ingest.decode import DecodeTask, decode_path
     from mmrag.models.clip import cpu_supports_bf16
     from mmrag.testing import make_random_clip
 

@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import draw_photo
 from mmrag.errors import InputError
 from mmrag.imaging import preprocess_image
-from mmrag.ingest.images import (
+from mmrag.ingest.decode import (
     DecodedImage,
     DecodeFailure,
     DecodeTask,
@@ -180,7 +180,7 @@ def test_every_supported_format_and_mode_decodes_to_rgb(fmt: str, mode: str) -> 
 
 
 def test_query_images_open_under_the_same_rules_and_orientation() -> None:
-    from mmrag.ingest.images import open_image
+    from mmrag.ingest.decode import open_image
 
     exif = Image.Exif()
     exif[0x0112] = 6

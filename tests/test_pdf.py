@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from mmrag.config import Settings
 from mmrag.errors import InputError
-from mmrag.ingest.base import Extracted
+from mmrag.ingest.base import Extracted, Output, Skipped, SourceData
 from mmrag.ingest.pdf import PdfIngester, document_id
 from mmrag.models.ocr import OcrLine
 from mmrag.types import item_id
@@ -60,8 +61,12 @@ def _make_pdf(path: Path) -> Path:
     return path
 
 
+def _items(outputs: Iterable[Output]) -> list[Extracted]:
+    return [out for out in outputs if isinstance(out, Extracted)]
+
+
 def _extract(path: Path, **settings: object) -> list[Extracted]:
-    return list(PdfIngester().extract(path, Settings(**settings), "filehash"))
+    return _items(PdfIngester().extract(SourceData.read(path), Settings(**settings)))
 
 
 @pytest.fixture
@@ -171,7 +176,7 @@ def _scanned_pdf(path: Path) -> Path:
 def test_a_scanned_page_is_read_with_ocr_into_text_items(tmp_path: Path) -> None:
     path = _scanned_pdf(tmp_path / "scan.pdf")
     ocr = FakeOcr()
-    out = list(PdfIngester(ocr=ocr).extract(path, Settings(), "h"))
+    out = _items(PdfIngester(ocr=ocr).extract(SourceData.read(path), Settings()))
     texts = [e.item for e in out if e.item.kind == "text"]
     assert ocr.calls == 1
     assert len(texts) == 1
@@ -187,7 +192,7 @@ def test_a_scanned_page_is_read_with_ocr_into_text_items(tmp_path: Path) -> None
 def test_ocr_is_skipped_when_turned_off(tmp_path: Path) -> None:
     ocr = FakeOcr()
     path = _scanned_pdf(tmp_path / "scan.pdf")
-    out = list(PdfIngester(ocr=ocr).extract(path, Settings(ocr=False), "h"))
+    out = _items(PdfIngester(ocr=ocr).extract(SourceData.read(path), Settings(ocr=False)))
     assert ocr.calls == 0 and [e.item.kind for e in out] == ["page"]
 
 
@@ -232,7 +237,6 @@ def test_pdf_with_zero_pages_is_an_input_error(tmp_path: Path) -> None:
 def test_one_bad_page_is_skipped_and_reported(
     sample_pdf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ingester = PdfIngester()
     real = PdfIngester._page
 
     def flaky(self: PdfIngester, doc: object, index: int, *args: object) -> list[Extracted]:
@@ -241,12 +245,11 @@ def test_one_bad_page_is_skipped_and_reported(
         return real(self, doc, index, *args)
 
     monkeypatch.setattr(PdfIngester, "_page", flaky)
-    out = list(ingester.extract(sample_pdf, Settings(), "h"))
-    assert {e.item.page for e in out} == {1, 3}
-    assert len(ingester.warnings) == 1
-    assert "page 2" in str(ingester.warnings[0]) and "broken content stream" in str(
-        ingester.warnings[0]
-    )
+    outputs: list[Output] = list(PdfIngester().extract(SourceData.read(sample_pdf), Settings()))
+    assert {e.item.page for e in _items(outputs)} == {1, 3}
+    skipped = [out for out in outputs if not isinstance(out, Extracted)]
+    assert skipped == [Skipped(str(sample_pdf), "page 2", "broken content stream")]
+    assert str(skipped[0]) == f"{sample_pdf} page 2: skipped: broken content stream"
 
 
 def test_rotated_page_boxes_match_the_rendered_image(tmp_path: Path) -> None:
@@ -274,7 +277,8 @@ def test_real_pdfs_have_a_captioned_figure_on_the_page_their_caption_names() -> 
     rows = [json.loads(line) for line in (EVALDATA / "figure_captions.jsonl").open()]
     labels: dict[tuple[str, int], list[str]] = {}
     for pdf in sorted({r["pdf"] for r in rows}):
-        for e in PdfIngester().extract(EVALDATA / pdf, Settings(ocr=False), "h"):
+        source = SourceData.read(EVALDATA / pdf)
+        for e in _items(PdfIngester().extract(source, Settings(ocr=False))):
             if e.item.kind == "figure":
                 labels.setdefault((pdf, e.item.page), []).append(e.item.metadata.get("label") or "")
 

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from mmrag.config import Settings
 from mmrag.errors import InputError
 from mmrag.ingest import pptx as pptx_mod
-from mmrag.ingest.base import Extracted
+from mmrag.ingest.base import Extracted, Notice, Output, Skipped, SourceData
 from mmrag.ingest.pptx import PptxIngester, renderer_available
 from mmrag.types import item_id
 
@@ -57,9 +57,12 @@ def deck(tmp_path: Path) -> Path:
     return _make_deck(tmp_path / "review.pptx")
 
 
-def _extract(path: Path, **kwargs: object) -> tuple[list[Extracted], PptxIngester]:
+def _extract(path: Path, **kwargs: object) -> tuple[list[Extracted], list[Skipped | Notice]]:
+    """The deck's items, and the problems reported beside them."""
     ingester = PptxIngester(**kwargs)  # type: ignore[arg-type]
-    return list(ingester.extract(path, Settings(), "filehash")), ingester
+    outputs: list[Output] = list(ingester.extract(SourceData.read(path), Settings()))
+    items = [out for out in outputs if isinstance(out, Extracted)]
+    return items, [out for out in outputs if not isinstance(out, Extracted)]
 
 
 def test_each_slide_is_an_item_with_its_text_title_and_notes(deck: Path) -> None:
@@ -103,12 +106,30 @@ def test_without_libreoffice_slides_are_indexed_as_text_with_a_warning(
 ) -> None:
     monkeypatch.setattr(pptx_mod.shutil, "which", lambda name: None)
     assert renderer_available() is False
-    out, ingester = _extract(deck)  # render=None: quietly text-only
+    out, problems = _extract(deck)  # render=None: quietly text-only
     assert all(e.image is None for e in out if e.item.kind == "slide")
-    assert ingester.warnings == []
-    out, ingester = _extract(deck, render=True)  # asked to render: say why not
-    assert len(ingester.warnings) == 1 and "LibreOffice" in str(ingester.warnings[0])
+    assert problems == []
+    out, problems = _extract(deck, render=True)  # asked to render: say why not
+    assert problems == [Notice(pptx_mod.RENDERER_MISSING, str(deck))]
+    assert str(problems[0]) == f"{deck}: {pptx_mod.RENDERER_MISSING}"
     assert [e.item.kind for e in out].count("slide") == 2
+
+
+def test_a_broken_slide_is_skipped_and_reported_and_the_rest_indexed(
+    deck: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = PptxIngester._slide
+
+    def flaky(self: PptxIngester, slide: object, n: int, *args: object) -> list[Extracted]:
+        if n == 1:
+            raise KeyError("rId7")
+        return real(self, slide, n, *args)
+
+    monkeypatch.setattr(PptxIngester, "_slide", flaky)
+    out, problems = _extract(deck, render=False)
+    assert {e.item.page for e in out} == {2}
+    assert problems == [Skipped(str(deck), "slide 1", "'rId7'")]
+    assert str(problems[0]) == f"{deck} slide 1: skipped: 'rId7'"
 
 
 def test_ids_are_stable_across_runs(deck: Path) -> None:
@@ -143,9 +164,9 @@ needs_soffice = pytest.mark.skipif(
 @pytest.mark.integration
 @needs_soffice
 def test_slides_are_rendered_with_libreoffice(deck: Path) -> None:
-    out, ingester = _extract(deck)
+    out, problems = _extract(deck)
     slides = [e for e in out if e.item.kind == "slide"]
-    assert ingester.warnings == []
+    assert problems == []
     assert all(s.image is not None and max(s.image.size) == 1024 for s in slides)
     assert all(s.item.metadata["rendered"] for s in slides)
     # 4:3 default slide size
@@ -158,6 +179,6 @@ def test_every_real_deck_ingests_as_text_and_pictures() -> None:
     decks = sorted(EVALDATA.rglob("*.pptx"))
     assert decks
     for path in decks:
-        out, ingester = _extract(path, render=False)
+        out, problems = _extract(path, render=False)
         assert any(e.item.kind == "slide" for e in out), path
-        assert ingester.warnings == [], path
+        assert problems == [], path

@@ -1,7 +1,22 @@
 """Content-addressed blob store for thumbnails and normalised copies.
 
-Blobs live under ``<index>/blobs/<kind>/<hash[:2]>/<hash>.jpg``; items carry the
-hash, never the pixels.
+Blobs live under ``<index>/blobs/<kind>/<key[:2]>/<key>.jpg``; items carry the key in
+``thumb``, never the pixels.
+
+One scheme for every picture:
+
+- The key is the ``content_hash`` of the visual item the picture shows: an image file's
+  hash, or for a page, figure or slide the hash of its file and its place in it (see
+  ``ingest/items.py``). The same bytes indexed from two places share their blobs. Text
+  read from an image (its caption, its OCR text) carries its image's key as ``thumb``.
+- Kinds: ``thumb`` (at most ``thumb_size`` on the long side) for every picture; ``full``
+  (at most :data:`FULL_SIDE`) for rendered pictures (pages, figures, slides), whose
+  original is no picture the app could show. An image file is its own full copy.
+- One write point: the indexer writes a picture's blobs as soon as its ingester yields
+  it, before its items reach the store. A 600-page manual never holds all its page
+  images in memory, and an item in the store never points at a missing blob; a run that
+  dies in between leaves orphan blobs, which are harmless, and blobs are never
+  overwritten (same key, same picture).
 """
 
 from __future__ import annotations
@@ -13,7 +28,10 @@ from pathlib import Path
 
 from PIL import Image
 
-__all__ = ["BlobStore"]
+__all__ = ["FULL_SIDE", "BlobStore"]
+
+#: The long side of the normalised full copy kept of a rendered picture.
+FULL_SIDE = 1024
 
 
 class BlobStore:

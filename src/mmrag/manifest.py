@@ -9,13 +9,18 @@ in between only means some work is redone.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Manifest", "SourceRecord"]
+__all__ = ["NO_STAT", "FileStat", "Manifest", "SourceRecord", "file_stat"]
+
+#: A file's (size, mtime_ns) as the manifest records it; (None, None) when there is none.
+FileStat = tuple[int | None, int | None]
+NO_STAT: FileStat = (None, None)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -60,6 +65,33 @@ class Manifest:
         ).fetchone()
         return _record(row) if row else None
 
+    def is_current(self, source: str) -> bool:
+        """True when the file ``source`` has the size and mtime it had when indexed."""
+        record = self.get(source)
+        return record is not None and file_stat(source) == (record.size, record.mtime_ns)
+
+    def same_bytes(self, source: str, digest: str) -> bool:
+        """True (and the source's new file stat recorded) when it was indexed from these bytes.
+
+        A touched but unchanged file is then skipped by its stat next time.
+        """
+        record = self.get(source)
+        if record is None or record.hash != digest:
+            return False
+        self.put(SourceRecord(source, digest, *file_stat(source), record.items))
+        return True
+
+    def missing(self, roots: Iterable[str] = ()) -> list[SourceRecord]:
+        """Indexed files that no longer exist (under one of ``roots``, if given)."""
+        under = [str(Path(root).expanduser().resolve()) for root in roots]
+        return [
+            record
+            for record in self
+            if "://" not in record.source
+            and not Path(record.source).exists()
+            and (not under or any(_under(record.source, root) for root in under))
+        ]
+
     def by_hash(self, digest: str) -> list[SourceRecord]:
         """Sources whose content has this hash."""
         rows = self._db.execute(
@@ -98,6 +130,19 @@ class Manifest:
         """Forget everything (before a deliberate re-embed)."""
         with self._db:
             self._db.execute("DELETE FROM sources")
+
+
+def file_stat(path: str) -> FileStat:
+    """(size, mtime in ns) of a file; (None, None) for a URL or an unreadable path."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return NO_STAT
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _record(row: tuple) -> SourceRecord:

@@ -1,9 +1,10 @@
 """Text found by OCR inside an image (or a scanned page), as ``text`` items linked to it.
 
-The indexer calls :func:`ocr_items` for each image file::
+The image ingester turns the lines a decode worker read into items with
+:func:`lines_to_items`; :func:`ocr_items` reads an image in-process::
 
     for extracted in ocr_items(image_item, pil_image, RapidOcr(), chunk_chars=800):
-        ...  # text items, parent = image_item.id
+        ...  # text items, role="ocr", parent = image_item.id
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Sequence
 from PIL import Image
 
 from ..models.ocr import OcrEngine, OcrLine, reading_order
-from ..types import Item, content_hash, item_id
+from ..types import Item, item_id
 from .base import Extracted
 from .chunk import chunk_text
+from .items import ocr_item
 
 __all__ = ["MIN_CHARS", "MIN_SCORE", "lines_to_items", "ocr_items"]
 
@@ -60,11 +62,13 @@ def lines_to_items(
     min_chars: int = MIN_CHARS,
     min_score: float = MIN_SCORE,
     scale: float = 1.0,
+    thumb: str | None = None,
 ) -> list[Extracted]:
     """Chunk OCR lines into ``text`` items under ``parent``.
 
     Item ids are ``item_id(*id_key, n)`` for chunk ``n``; boxes are divided by
-    ``scale`` (pixels per unit of the parent's coordinates, e.g. PDF points).
+    ``scale`` (pixels per unit of the parent's coordinates, e.g. PDF points);
+    ``thumb`` is the picture the items show, if any.
     """
     kept = [ln for ln in lines if ln.score >= min_score and _alnum(ln.text) >= 2]
     if sum(_alnum(ln.text) for ln in kept) < min_chars:
@@ -79,24 +83,9 @@ def lines_to_items(
             max(ln.bbox[2] for ln in inside) / scale,
             max(ln.bbox[3] for ln in inside) / scale,
         )
-        item = Item(
-            id=item_id(*map(str, id_key), n),
-            kind="text",
-            source=parent.source,
-            content_hash=content_hash(f"{parent.content_hash}\x1focr\x1f{n}".encode()),
-            parent=parent.id,
-            role="ocr",
-            text=chunk.text,
-            doc=parent.doc,
-            page=parent.page,
-            bbox=bbox,
-            metadata={
-                "ocr": True,
-                "chunk": n,
-                "ocr_score": round(sum(ln.score for ln in inside) / len(inside), 4),
-            },
-        )
-        out.append(Extracted(item))
+        score = sum(ln.score for ln in inside) / len(inside)
+        item_key = item_id(*map(str, id_key), n)
+        out.append(ocr_item(parent, chunk.text, item_key, n, bbox=bbox, score=score, thumb=thumb))
     return out
 
 

@@ -2,16 +2,15 @@
 
 ::
 
-    ingester = PdfIngester()
-    for extracted in ingester.extract(Path("report.pdf"), Settings(), file_hash):
-        ...  # page items (with image), text items, figure items (with image)
-    ingester.warnings  # pages that could not be read, and why
+    for out in PdfIngester().extract(SourceData.read(Path("report.pdf")), Settings()):
+        ...  # page items (with image), text items, figure items (with image),
+             # and a Skipped for each page that could not be read
 
-Ids are stable across re-indexing: ``item_id(str(path))`` is the document,
-``item_id(str(path), "page", n)`` page ``n`` (1-based), ``item_id(str(path), "text", n, i)``
-its ``i``-th chunk, ``item_id(str(path), "figure", n, j)`` its ``j``-th figure and
-``item_id(str(path), "caption", n, j)`` that figure's caption: a ``text`` item whose parent
-is the figure (``role="caption"``), so the caption is text-embedded and
+Ids are stable across re-indexing: for a source named ``src`` (a path or URL),
+``item_id(src)`` is the document, ``item_id(src, "page", n)`` page ``n`` (1-based),
+``item_id(src, "text", n, i)`` its ``i``-th chunk, ``item_id(src, "figure", n, j)`` its
+``j``-th figure and ``item_id(src, "caption", n, j)`` that figure's caption: a ``text``
+item whose parent is the figure (``role="caption"``), so the caption is text-embedded and
 search can let it stand for the figure, like the captions of indexed images.
 
 Figure detection itself lives in :mod:`mmrag.ingest.figures`.
@@ -27,11 +26,10 @@ from typing import Any
 from PIL import Image
 
 from ..config import Settings
-from ..errors import DependencyError, InputError
+from ..errors import ConfigError, DependencyError, InputError
 from ..models.ocr import OcrEngine
-from ..types import Item, content_hash, item_id
-from .base import Extracted
-from .chunk import chunk_text
+from ..types import Item, item_id
+from .base import Extracted, Output, SourceData, each_part
 from .figures import (
     IMAGE_OPS,
     Figure,
@@ -41,8 +39,8 @@ from .figures import (
     graphics_log,
     rect_area,
     rect_clip,
-    rect_union,
 )
+from .items import caption_item, chunk_items, figure_item, part_hash
 from .ocr_images import lines_to_items
 
 __all__ = [
@@ -63,22 +61,29 @@ def document_id(path_str: str) -> str:
     return item_id(path_str)
 
 
-def open_pdf(path: Path) -> Any:
-    """Open a PDF with PyMuPDF, raising InputError for encrypted, corrupt or empty files."""
+def open_pdf(pdf: Path | bytes, name: str | None = None) -> Any:
+    """Open a PDF file or bytes with PyMuPDF; InputError for encrypted, corrupt or empty ones.
+
+    ``name`` is what errors call it (the path, by default).
+    """
     try:
         import pymupdf
     except ImportError as exc:
         raise DependencyError("pymupdf", "pdf", "PDF ingestion") from exc
+    name = name or str(pdf)
     try:
-        doc = pymupdf.open(path, filetype="pdf")
+        if isinstance(pdf, bytes):
+            doc = pymupdf.open(stream=pdf, filetype="pdf")
+        else:
+            doc = pymupdf.open(pdf, filetype="pdf")
     except Exception as exc:  # FileDataError, EmptyFileError, OSError
-        raise InputError(str(path), f"cannot open as PDF ({exc})") from exc
+        raise InputError(name, f"cannot open as PDF ({exc})") from exc
     if doc.needs_pass:
         doc.close()
-        raise InputError(str(path), "encrypted: a password is required")
+        raise InputError(name, "encrypted: a password is required")
     if doc.page_count == 0:
         doc.close()
-        raise InputError(str(path), "empty PDF (0 pages)")
+        raise InputError(name, "empty PDF (0 pages)")
     return doc
 
 
@@ -98,13 +103,15 @@ class PdfIngester:
     """PDF files into page, text and figure items.
 
     ``ocr`` reads pages without a text layer when ``settings.ocr`` is on; when
-    not given, a RapidOCR engine is made on the first such page if the package
-    is installed (otherwise the page is indexed as an image only, with a warning).
-    Problems with single pages go to :attr:`warnings` and the log; the rest of
-    the file is still indexed.
+    not given, ``settings.ocr_engine`` is built on the first such page if its package
+    is installed (otherwise the page is indexed as an image only, with a log warning).
+    A page that cannot be read is yielded as a :class:`~mmrag.ingest.base.Skipped`;
+    the rest of the file is still indexed.
     """
 
     suffixes: frozenset[str] = frozenset({".pdf"})
+    content_types: frozenset[str] = frozenset({"application/pdf"})
+    decode: bool = False
 
     def __init__(
         self,
@@ -120,32 +127,28 @@ class PdfIngester:
         self.figure_max_side = figure_max_side
         self.ocr_side = ocr_side
         self.max_figures_per_page = max_figures_per_page
-        self.warnings: list[InputError] = []
         self._ocr_unavailable = False
 
-    def extract(self, path: Path, settings: Settings, file_hash: str) -> Iterator[Extracted]:
+    def extract(self, source: SourceData, settings: Settings) -> Iterator[Output]:
         """Page, text and figure items of one PDF; raises InputError if the file is unusable."""
-        doc = open_pdf(path)
+        doc = open_pdf(source.data, source.name)
         try:
-            for index in range(doc.page_count):
-                try:
-                    # Build the whole page first so a failure leaves no half-page behind.
-                    items = self._page(doc, index, str(path), path.name, settings, file_hash)
-                except Exception as exc:
-                    problem = InputError(f"{path} page {index + 1}", f"skipped: {exc}")
-                    self.warnings.append(problem)
-                    log.warning("%s", problem)
-                    continue
-                yield from items
+            yield from each_part(
+                source.name,
+                "page",
+                range(1, doc.page_count + 1),
+                lambda number: self._page(doc, number - 1, source, settings),
+            )
         finally:
             doc.close()
 
     def _page(
-        self, doc: Any, index: int, src: str, name: str, settings: Settings, file_hash: str
+        self, doc: Any, index: int, source: SourceData, settings: Settings
     ) -> list[Extracted]:
         import pymupdf
 
         number = index + 1
+        src = source.name
         page = doc.load_page(index)
         rect = tuple(page.rect)
         if rect[2] - rect[0] < 1 or rect[3] - rect[1] < 1:
@@ -159,30 +162,27 @@ class PdfIngester:
             id=item_id(src, "page", number),
             kind="page",
             source=src,
-            content_hash=_hash(file_hash, "page", number),
+            content_hash=part_hash(source.hash, "page", number),
             parent=document_id(src),
-            doc=name,
+            doc=source.filename,
             page=number,
             bbox=rect,
             metadata={"width": image.width, "height": image.height, "chars": len(text)},
         )
         out = [Extracted(page_item, image)]
         if _alnum(text) >= 10:
-            out += _chunk_items(text, offsets, page_item, src, number, settings.chunk_chars)
+            out += chunk_items(page_item, text, settings.chunk_chars, spans=offsets)
         elif settings.ocr and _scanned(ops, rect):
-            out += self._ocr_page(display, rect, page_item, src, number, settings)
+            out += self._ocr_page(display, rect, page_item, settings)
         figures = find_figures(ops, blocks, rect)[: self.max_figures_per_page]
         for j, fig in enumerate(figures):
-            figure = self._figure_item(display, fig, page_item, src, number, j, file_hash)
-            out.append(figure)
-            if fig.caption:
-                out.append(_caption_item(fig, figure.item, src, number, j))
+            out += self._figure(display, fig, page_item, j, source.hash)
         return out
 
     def _ocr_page(
-        self, display: Any, rect: Rect, page_item: Item, src: str, number: int, settings: Settings
+        self, display: Any, rect: Rect, page_item: Item, settings: Settings
     ) -> list[Extracted]:
-        ocr = self._ocr_engine()
+        ocr = self._ocr_engine(settings)
         if ocr is None:
             return []
         image = render(display, rect, self.ocr_side)
@@ -190,77 +190,45 @@ class PdfIngester:
         return lines_to_items(
             ocr.read(image),
             page_item,
-            id_key=(src, "text", number),
+            id_key=(page_item.source, "text", page_item.page),
             chunk_chars=settings.chunk_chars,
             scale=scale,
         )
 
-    def _ocr_engine(self) -> OcrEngine | None:
+    def _ocr_engine(self, settings: Settings) -> OcrEngine | None:
         if self.ocr is None and not self._ocr_unavailable:
-            from ..models.ocr import RapidOcr
+            from .. import registry
 
             try:
-                self.ocr = RapidOcr()
-            except DependencyError as exc:
+                self.ocr = registry.ocr_engines.create(settings.ocr_engine)
+            except (DependencyError, ConfigError) as exc:
                 self._ocr_unavailable = True
                 log.warning("scanned pages are indexed as images only: %s", exc)
         return self.ocr
 
-    def _figure_item(
-        self, display: Any, fig: Figure, page_item: Item, src: str, number: int, j: int, fh: str
-    ) -> Extracted:
+    def _figure(
+        self, display: Any, fig: Figure, page_item: Item, j: int, file_hash: str
+    ) -> list[Extracted]:
+        """The figure (with its picture) and, when it has one, its caption under it."""
         image = render(display, fig.bbox, self.figure_max_side)
-        meta: dict[str, Any] = {
-            "figure_kind": fig.kind,
-            "width": image.width,
-            "height": image.height,
-        }
-        if fig.caption:
-            meta["caption"] = fig.caption
-        if fig.label:
-            meta["label"] = fig.label
-        item = Item(
-            id=item_id(src, "figure", number, j),
-            kind="figure",
-            source=src,
-            content_hash=_hash(fh, "figure", number, j),
-            parent=page_item.id,
-            text=fig.caption,
-            doc=page_item.doc,
-            page=number,
+        figure = figure_item(
+            page_item,
+            j,
+            file_hash,
+            size=image.size,
+            figure_kind=fig.kind,
             bbox=fig.bbox,
-            metadata=meta,
+            caption=fig.caption,
+            label=fig.label,
         )
-        return Extracted(item, image)
-
-
-def _caption_item(fig: Figure, figure: Item, src: str, number: int, j: int) -> Extracted:
-    """The figure's caption as a text item under the figure.
-
-    Figure items only get a CLIP vector, and the caption is diluted inside an
-    800-character page chunk, so without this a caption query has no text vector
-    that says just what the figure is. ``role="caption"`` tells search to let a
-    hit on it stand for the figure.
-    """
-    assert fig.caption is not None
-    item = Item(
-        id=item_id(src, "caption", number, j),
-        kind="text",
-        source=src,
-        content_hash=content_hash(f"{figure.content_hash}\x1fcaption".encode()),
-        parent=figure.id,
-        role="caption",
-        text=fig.caption,
-        doc=figure.doc,
-        page=number,
-        bbox=fig.caption_bbox,
-        metadata={"ocr": False, **({"label": fig.label} if fig.label else {})},
-    )
-    return Extracted(item)
-
-
-def _hash(file_hash: str, *parts: object) -> str:
-    return content_hash("\x1f".join([file_hash, *map(str, parts)]).encode())
+        out = [Extracted(figure, image)]
+        if fig.caption:
+            meta = {"ocr": False, **({"label": fig.label} if fig.label else {})}
+            caption_id = item_id(page_item.source, "caption", page_item.page, j)
+            out.append(
+                caption_item(figure, fig.caption, caption_id, bbox=fig.caption_bbox, metadata=meta)
+            )
+        return out
 
 
 def _alnum(text: str) -> int:
@@ -311,34 +279,6 @@ def _join_blocks(blocks: Sequence[TextBlock]) -> tuple[str, list[tuple[int, int,
         offsets.append((pos, pos + len(block.text), block.bbox))
         pos += len(block.text)
     return "".join(parts), offsets
-
-
-def _chunk_items(
-    text: str,
-    offsets: Sequence[tuple[int, int, Rect]],
-    page_item: Item,
-    src: str,
-    number: int,
-    chunk_chars: int,
-) -> list[Extracted]:
-    out = []
-    for i, chunk in enumerate(chunk_text(text, chunk_chars)):
-        boxes = [box for start, end, box in offsets if start < chunk.end and end > chunk.start]
-        item = Item(
-            id=item_id(src, "text", number, i),
-            kind="text",
-            source=src,
-            content_hash=content_hash(f"{page_item.content_hash}\x1f{i}".encode()),
-            parent=page_item.id,
-            role="chunk",
-            text=chunk.text,
-            doc=page_item.doc,
-            page=number,
-            bbox=rect_union(boxes) if boxes else None,
-            metadata={"chunk": i, "ocr": False},
-        )
-        out.append(Extracted(item))
-    return out
 
 
 def _scanned(ops: Sequence[tuple[str, Rect]], page: Rect) -> bool:

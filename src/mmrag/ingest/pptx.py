@@ -5,11 +5,12 @@ its text and notes as ``text`` items, and pictures as ``figure`` items.
 
     if not renderer_available():
         log.warning(RENDERER_MISSING)  # the CLI shows this once
-    for extracted in PptxIngester().extract(Path("deck.pptx"), Settings(), file_hash):
-        ...
+    for out in PptxIngester().extract(SourceData.read(Path("deck.pptx")), Settings()):
+        ...  # slide, text and figure items; Skipped slides; a Notice when not rendered
 
-Ids: ``item_id(str(path), "slide", n)`` (1-based), ``item_id(str(path), "text", n, i)``,
-``item_id(str(path), "figure", n, j)``; the deck itself is ``item_id(str(path))``.
+Ids, for a source named ``src`` (a path or URL): ``item_id(src, "slide", n)`` (1-based),
+``item_id(src, "text", n, i)``, ``item_id(src, "figure", n, j)``; the deck itself is
+``item_id(src)``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from PIL import Image
 
 from ..config import Settings
 from ..errors import DependencyError, InputError
-from ..types import Item, content_hash, item_id
-from .base import Extracted
-from .chunk import chunk_text
+from ..types import Item, item_id
+from .base import Extracted, Notice, Output, SourceData, each_part
+from .items import chunk_items, figure_item, part_hash
 
 __all__ = ["RENDERER_MISSING", "PptxIngester", "renderer_available"]
 
@@ -72,10 +73,15 @@ class PptxIngester:
     """PPTX decks into slide, text and figure items.
 
     ``render=None`` renders with LibreOffice when it is on PATH; ``False`` never
-    renders (text and pictures only). Slide-level problems go to :attr:`warnings`.
+    renders (text and pictures only). A slide that cannot be read is yielded as a
+    :class:`~mmrag.ingest.base.Skipped`, slides left unrendered as a ``Notice``.
     """
 
     suffixes: frozenset[str] = frozenset({".pptx"})
+    content_types: frozenset[str] = frozenset(
+        {"application/vnd.openxmlformats-officedocument.presentationml.presentation"}
+    )
+    decode: bool = False
 
     def __init__(
         self,
@@ -89,58 +95,54 @@ class PptxIngester:
         self.max_side = max_side
         self.timeout = timeout
         self.min_picture_px = min_picture_px
-        self.warnings: list[InputError] = []
 
-    def extract(self, path: Path, settings: Settings, file_hash: str) -> Iterator[Extracted]:
+    def extract(self, source: SourceData, settings: Settings) -> Iterator[Output]:
         """Slide, text and figure items of one deck; raises InputError if the file is unusable."""
-        prs = _open_deck(path)
+        prs = _open_deck(source)
         slides = list(prs.slides)
         if not slides:
-            raise InputError(str(path), "empty deck (0 slides)")
+            raise InputError(source.name, "empty deck (0 slides)")
         size = (prs.slide_width or 9144000, prs.slide_height or 6858000)
         repeated = _repeated_pictures(slides)
         with tempfile.TemporaryDirectory(prefix="mmrag-pptx-") as tmp:
-            pages = self._rendered_pages(path, slides, Path(tmp))
+            rendered = self._rendered_pages(source, slides, Path(tmp))
+            if isinstance(rendered, Notice):
+                log.warning("%s", rendered)
+                yield rendered
+            pages = rendered if isinstance(rendered, tuple) else None
             try:
-                for n, slide in enumerate(slides, start=1):
-                    try:
-                        items = self._slide(
-                            slide, n, path, size, pages, repeated, settings, file_hash
-                        )
-                    except Exception as exc:
-                        self._warn(InputError(f"{path} slide {n}", f"skipped: {exc}"))
-                        continue
-                    yield from items
+                yield from each_part(
+                    source.name,
+                    "slide",
+                    range(1, len(slides) + 1),
+                    lambda n: self._slide(
+                        slides[n - 1], n, source, size, pages, repeated, settings
+                    ),
+                )
             finally:
                 if pages is not None:
                     pages[0].close()
 
-    def _warn(self, problem: InputError) -> None:
-        self.warnings.append(problem)
-        log.warning("%s", problem)
-
     def _rendered_pages(
-        self, path: Path, slides: list[Any], tmp: Path
-    ) -> tuple[Any, dict[int, int]] | None:
-        """The deck converted to PDF and a map slide number -> page index, or None."""
+        self, source: SourceData, slides: list[Any], tmp: Path
+    ) -> tuple[Any, dict[int, int]] | Notice | None:
+        """The deck as PDF and a map slide number -> page index; a Notice saying why not."""
         if self.render is False:
             return None
         soffice = _soffice()
         if soffice is None:
-            if self.render:
-                self._warn(InputError(str(path), RENDERER_MISSING))
-            return None
-        pdf = _convert_to_pdf(soffice, path, tmp, self.timeout)
+            return Notice(RENDERER_MISSING, source.name) if self.render else None
+        deck = tmp / "deck.pptx"  # LibreOffice reads files, and URL bytes have none
+        deck.write_bytes(source.data)
+        pdf = _convert_to_pdf(soffice, deck, tmp, self.timeout)
         if isinstance(pdf, str):
-            self._warn(InputError(str(path), f"slides not rendered: {pdf}"))
-            return None
+            return Notice(f"slides not rendered: {pdf}", source.name)
         from .pdf import open_pdf
 
         try:
             doc = open_pdf(pdf)
         except InputError as exc:
-            self._warn(InputError(str(path), f"slides not rendered: {exc.reason}"))
-            return None
+            return Notice(f"slides not rendered: {exc.reason}", source.name)
         # LibreOffice leaves hidden slides out of the PDF.
         shown = [n for n, s in enumerate(slides, 1) if s._element.get("show") not in ("0", "false")]
         if doc.page_count == len(slides):
@@ -149,27 +151,21 @@ class PptxIngester:
             mapping = {n: i for i, n in enumerate(shown)}
         else:
             doc.close()
-            self._warn(
-                InputError(
-                    str(path),
-                    f"slides not rendered: {doc.page_count} pages for {len(slides)} slides",
-                )
-            )
-            return None
+            reason = f"{doc.page_count} pages for {len(slides)} slides"
+            return Notice(f"slides not rendered: {reason}", source.name)
         return doc, mapping
 
     def _slide(
         self,
         slide: Any,
         n: int,
-        path: Path,
+        source: SourceData,
         size: tuple[int, int],
         pages: tuple[Any, dict[int, int]] | None,
         repeated: set[str],
         settings: Settings,
-        file_hash: str,
     ) -> list[Extracted]:
-        src = str(path)
+        src = source.name
         text = _slide_text(slide)
         image = None
         if pages is not None and n in pages[1]:
@@ -189,31 +185,18 @@ class PptxIngester:
             id=item_id(src, "slide", n),
             kind="slide",
             source=src,
-            content_hash=_hash(file_hash, "slide", n),
+            content_hash=part_hash(source.hash, "slide", n),
             parent=item_id(src),
             text=text.full or None,
-            doc=path.name,
+            doc=source.filename,
             page=n,
             bbox=(0.0, 0.0, size[0] / _EMU_PER_POINT, size[1] / _EMU_PER_POINT),
             metadata=meta,
         )
         out = [Extracted(slide_item, image)]
-        for i, chunk in enumerate(chunk_text(text.full, settings.chunk_chars)):
-            item = Item(
-                id=item_id(src, "text", n, i),
-                kind="text",
-                source=src,
-                content_hash=_hash(file_hash, "text", n, i),
-                parent=slide_item.id,
-                role="chunk",
-                text=chunk.text,
-                doc=path.name,
-                page=n,
-                metadata={"chunk": i, "ocr": False},
-            )
-            out.append(Extracted(item))
+        out += chunk_items(slide_item, text.full, settings.chunk_chars)
         for j, (shape, picture) in enumerate(self._pictures(slide, repeated, settings)):
-            out.append(_figure(shape, picture, slide_item, src, n, j, file_hash))
+            out.append(_figure(shape, picture, slide_item, j, source.hash))
         return out
 
     def _pictures(
@@ -237,15 +220,16 @@ class PptxIngester:
             yield shape, picture
 
 
-def _open_deck(path: Path) -> Any:
+def _open_deck(source: SourceData) -> Any:
     try:
         from pptx import Presentation
     except ImportError as exc:
         raise DependencyError("python-pptx", "pptx", "Slide deck ingestion") from exc
     try:
-        return Presentation(str(path))
+        return Presentation(io.BytesIO(source.data))
     except Exception as exc:  # PackageNotFoundError, BadZipFile, KeyError on broken parts
-        raise InputError(str(path), f"cannot open as PPTX ({type(exc).__name__}: {exc})") from exc
+        reason = f"cannot open as PPTX ({type(exc).__name__}: {exc})"
+        raise InputError(source.name, reason) from exc
 
 
 def _convert_to_pdf(soffice: str, path: Path, tmp: Path, timeout: float) -> Path | str:
@@ -357,32 +341,14 @@ def _clean(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _figure(
-    shape: Any, picture: Image.Image, slide_item: Item, src: str, n: int, j: int, fh: str
-) -> Extracted:
+def _figure(shape: Any, picture: Image.Image, slide_item: Item, j: int, fh: str) -> Extracted:
     bbox = None
     if shape.left is not None and shape.top is not None and shape.width and shape.height:
         x0, y0 = shape.left / _EMU_PER_POINT, shape.top / _EMU_PER_POINT
         bbox = (x0, y0, x0 + shape.width / _EMU_PER_POINT, y0 + shape.height / _EMU_PER_POINT)
     caption = _alt_text(shape)
-    meta: dict[str, Any] = {
-        "figure_kind": "picture",
-        "width": picture.width,
-        "height": picture.height,
-    }
-    if caption:
-        meta["caption"] = caption
-    item = Item(
-        id=item_id(src, "figure", n, j),
-        kind="figure",
-        source=src,
-        content_hash=_hash(fh, "figure", n, j),
-        parent=slide_item.id,
-        text=caption,
-        doc=slide_item.doc,
-        page=n,
-        bbox=bbox,
-        metadata=meta,
+    item = figure_item(
+        slide_item, j, fh, size=picture.size, figure_kind="picture", bbox=bbox, caption=caption
     )
     return Extracted(item, picture)
 
@@ -395,7 +361,3 @@ def _alt_text(shape: Any) -> str | None:
         return None
     descr = _clean(props.get("descr") or "")
     return descr or None
-
-
-def _hash(file_hash: str, *parts: object) -> str:
-    return content_hash("\x1f".join([file_hash, *map(str, parts)]).encode())
