@@ -408,10 +408,6 @@ def _ingesters() -> list[Ingester]:
             found.append(registry.ingesters.create(name))
         except DependencyError as exc:
             log.debug("%s ingestion unavailable: %s", name, exc)
-        except AttributeError:  # TRANSITIONAL: until mmrag.ingest.images:ImageIngester lands
-            if name != "image":
-                raise
-            log.debug("no ImageIngester yet; the indexer reads images itself")
     return found
 
 

@@ -25,7 +25,6 @@ from .imaging import preprocess_image
 from .ingest.base import Extracted, Ingester, SourceData, pick_ingester
 from .ingest.decode import DecodeFailure, DecodeTask, decode_bytes
 from .ingest.fetch import fetch_url
-from .ingest.images import ImageIngester
 from .ingest.pool import decode_all
 from .ingest.report import IndexReport
 from .ingest.sources import Source, expand_sources
@@ -78,9 +77,6 @@ class Indexer:
         self.text = text
         self.settings = settings
         self.ingesters = list(ingesters)
-        if not any(ImageIngester.suffixes & ingester.suffixes for ingester in self.ingesters):
-            # Callers that name only document ingesters still index images.
-            self.ingesters.insert(0, ImageIngester())
         self.image_size = clip.image_size if clip is not None else 224
 
     @property
