@@ -9,7 +9,14 @@ import pytest
 
 from mmrag.cli import main
 from mmrag.errors import InputError
-from mmrag.evaluate import Judged, evaluate, load_queries, match, reciprocal_rank
+from mmrag.evaluate import (
+    Judged,
+    bootstrap_interval,
+    evaluate,
+    load_queries,
+    match,
+    reciprocal_rank,
+)
 from mmrag.types import Hit, Item
 
 
@@ -67,3 +74,30 @@ def test_eval_command_reports_each_path(
     assert set(by_path) == {"clip", "text", "bm25", "fused"} and report["queries"] == 3
     assert by_path["text"]["recall"]["@1"] == 1.0  # the captions say the colour
     assert by_path["fused"]["recall"]["@5"] == 1.0
+
+
+def test_financebench_questions_load_with_their_evidence_pages_made_one_based(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        {
+            "question": "What was 3M's FY2018 capex?",
+            "doc": "3M_2018_10K.pdf",
+            "evidence": [{"page_num_0based": 59, "text": "..."}, {"page_num_0based": 0}],
+        }
+    ]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    [judged] = load_queries(path)
+    assert judged.query == "What was 3M's FY2018 capex?"
+    assert judged.relevant == (("3M_2018_10K.pdf", 60), ("3M_2018_10K.pdf", 1))
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_queries() -> None:
+    small = [1.0, 0.0] * 10
+    large = [1.0, 0.0] * 500
+    low, high = bootstrap_interval(small)
+    assert low < 0.5 < high
+    low2, high2 = bootstrap_interval(large)
+    assert low < low2 < 0.5 < high2 < high
+    assert bootstrap_interval([1.0] * 5) == (1.0, 1.0)

@@ -5,6 +5,10 @@ A query set is JSON lines, one query each::
     {"query": "exploded view of the pump", "relevant": [{"source": "manual.pdf", "page": 7}]}
     {"query": "a red running shoe", "relevant": ["products/red-shoe.jpg"]}
 
+Question sets in financebench's layout are read too (``question``, ``doc``, and
+``evidence: [{"page_num_0based": 59}]``): each evidence page becomes a judgement on that
+document, its 0-based page made 1-based as mmrag numbers pages.
+
 A hit matches a judgement when its source ends with the judged path (so relative paths work)
 and, if a page is given, its page is that page.
 """
@@ -12,6 +16,7 @@ and, if a page is given, its page is that page.
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +26,15 @@ from typing import Any
 from .errors import InputError
 from .types import Hit
 
-__all__ = ["Judged", "PathScores", "evaluate", "load_queries", "match", "reciprocal_rank"]
+__all__ = [
+    "Judged",
+    "PathScores",
+    "bootstrap_interval",
+    "evaluate",
+    "load_queries",
+    "match",
+    "reciprocal_rank",
+]
 
 
 @dataclass(frozen=True)
@@ -61,11 +74,36 @@ def load_queries(path: Path) -> list[Judged]:
             continue
         try:
             row = json.loads(line)
+            if "evidence" in row and "question" in row:
+                judged.append(_evidence_question(row))
+                continue
             relevant = tuple(_judgement(r) for r in row["relevant"])
             judged.append(Judged(str(row["query"]), relevant))
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path}:{number}", f"not a judged query: {exc}") from None
     return judged
+
+
+def _evidence_question(row: Mapping[str, Any]) -> Judged:
+    """A financebench-style question: its evidence pages (0-based) on its document."""
+    doc = str(row["doc"])
+    pages = dict.fromkeys(int(e["page_num_0based"]) + 1 for e in row["evidence"])
+    if not pages:
+        raise ValueError("no evidence pages")
+    return Judged(str(row["question"]), tuple((doc, page) for page in pages))
+
+
+def bootstrap_interval(
+    values: Sequence[float], *, level: float = 0.95, rounds: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """A percentile bootstrap interval for the mean of ``values`` (per-query scores)."""
+    if not values:
+        return (0.0, 0.0)
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(rounds))
+    tail = (1.0 - level) / 2
+    return means[int(tail * (rounds - 1))], means[int((1.0 - tail) * (rounds - 1))]
 
 
 def _judgement(entry: str | Mapping[str, Any]) -> tuple[str, int | None]:
