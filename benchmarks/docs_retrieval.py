@@ -223,14 +223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--with-label", action="store_true", help='query "Figure 3 <caption>" instead of caption'
     )
     parser.add_argument(
-        "--no-overflow",
-        action="store_true",
-        help="drop a document's hits past the per-document cap (the old grouping)",
-    )
-    parser.add_argument(
-        "--max-per-doc", type=int, default=None, help="override the per-document cap"
-    )
-    parser.add_argument(
         "--index",
         type=Path,
         default=None,
@@ -263,10 +255,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             total = time.perf_counter() - start
             seconds = dict(timer.seconds)  # search shares the encoders: stop counting here
             memoize_queries(index)
-            if args.no_overflow:
-                index.searcher.overflow = False
-            if args.max_per_doc is not None:
-                index.searcher.max_per_doc = args.max_per_doc
             stats = index.stats()
             have = set(index.searcher.available_paths())
             paths = [p for p in PATHS if p == "fused" or set(p.split("+")) <= have]
@@ -304,13 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores"
     )
     query = "label + caption" if args.with_label else "caption text"
-    grouping = f"max {index.searcher.max_per_doc}/doc, " + (
-        "dropped past it" if args.no_overflow else "demoted past it"
-    )
-    print(
-        f"\n{len(captions)} captions, query = {query}; relevant = same PDF and page; "
-        f"grouping {grouping}"
-    )
+    print(f"\n{len(captions)} captions, query = {query}; relevant = same PDF and page")
     print(f"{'path':<9} {'R@1':>6} {'R@5':>6} {'ms/query':>9}")
     for path in paths:
         print(

@@ -208,14 +208,17 @@ def test_every_image_respects_the_pixel_budget(budget: int) -> None:
     assert isinstance(image, ImagePart) and image.size[0] * image.size[1] <= budget
 
 
-def test_a_text_hit_shows_the_picture_of_the_page_search_resolved() -> None:
+def test_a_page_hit_shows_its_picture_and_the_passages_that_found_it() -> None:
     page = Item(id="page7", kind="page", source="/data/report.pdf", page=7)
+    table = Item(id="t1", kind="text", source=page.source, role="table", text="Capex | 2018: 1,577")
     asked: list[str] = []
 
     def load(item: Item) -> Image.Image | None:
         asked.append(item.id)
         return _photo((64, 64)) if item.id == "page7" else None
 
-    prompt = build_prompt("q", [Hit(CHUNK, 1.0, parent_item=page)], load)
-    assert asked == ["page7"] and prompt.sources[0].item == CHUNK
+    prompt = build_prompt("q", [Hit(page, 1.0, evidence=(table, CHUNK))], load)
+    assert asked == ["page7"] and prompt.sources[0].item == page
     assert prompt.sources[0].image is not None
+    body = prompt.sources[0].text
+    assert body.index("Capex | 2018: 1,577") < body.index(CHUNK.text or "")

@@ -1,62 +1,50 @@
-"""Reciprocal-rank fusion is a pure function over ranked lists."""
+"""Fusion is a pure function over each path's (key, score) lists."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from mmrag.retrieve.fusion import merge_same_key, rrf
-from mmrag.retrieve.grouping import stands_for
-from mmrag.types import Hit, Item
+from mmrag.retrieve.fusion import rrf, zscore_fusion
 
 
-def hits(path: str, *ids: str) -> list[Hit]:
-    return [
-        Hit(Item(id=i, kind="image", source=i), 1.0 - n / 10, (path,), {path: 1.0 - n / 10})
-        for n, i in enumerate(ids)
-    ]
+def test_keys_found_by_several_paths_rise_to_the_top() -> None:
+    fused = rrf({"clip": [("a", 0.3), ("b", 0.2), ("c", 0.1)], "text": [("c", 0.9), ("d", 0.8)]})
+    assert max(fused, key=fused.__getitem__) == "c"
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
 
 
-def test_items_found_by_several_paths_rise_to_the_top() -> None:
-    fused = rrf({"clip": hits("clip", "a", "b", "c"), "text": hits("text", "c", "d")})
-    assert [h.item.id for h in fused] == ["c", "a", "b", "d"]  # b and d tie: id order
-    assert fused[0].via == ("clip", "text")
-    assert fused[0].score == pytest.approx(1 / 63 + 1 / 61)
-    assert fused[0].scores == {"clip": pytest.approx(0.8), "text": pytest.approx(1.0)}
+def test_rrf_weights_tip_the_balance() -> None:
+    ranked = {"clip": [("a", 1.0), ("b", 0.5)], "text": [("b", 1.0), ("a", 0.5)]}
+    for path, winner in (("clip", "a"), ("text", "b")):
+        fused = rrf(ranked, weights={path: 2.0})
+        assert max(fused, key=fused.__getitem__) == winner
 
 
-def test_weights_shift_the_balance_between_paths() -> None:
-    ranked = {"clip": hits("clip", "a", "b"), "text": hits("text", "b", "a")}
-    assert rrf(ranked, weights={"clip": 2.0})[0].item.id == "a"
-    assert rrf(ranked, weights={"text": 2.0})[0].item.id == "b"
+def test_a_clear_winner_on_one_path_beats_a_flat_path_that_found_nothing_useful() -> None:
+    # bm25 sets "p7" far above the rest; the text path's candidates are all alike.
+    bm25 = [("p7", 30.0), ("p1", 5.0), ("p2", 4.0), ("p3", 4.0)]
+    text = [("p9", 0.301), ("p8", 0.300), ("p7", 0.299), ("p1", 0.298)]
+    fused = zscore_fusion({"bm25": bm25, "text": text})
+    assert max(fused, key=fused.__getitem__) == "p7"
+    ranks = rrf({"bm25": bm25, "text": text})
+    assert max(ranks, key=ranks.__getitem__) == "p7"  # here both agree; now add noise:
 
 
-def test_ties_keep_the_better_rank_and_empty_input_gives_nothing() -> None:
-    fused = rrf({"clip": hits("clip", "a"), "text": hits("text", "b")})
-    assert [h.item.id for h in fused] == ["a", "b"]
-    assert rrf({}) == []
+def test_a_noise_path_does_not_push_the_agreed_best_down() -> None:
+    rng = random.Random(0)
+    good = {"text": [("gold", 0.8)] + [(f"d{i}", 0.4 - i / 1000) for i in range(50)]}
+    good["bm25"] = [("gold", 20.0)] + [(f"d{i}", 8.0 - i / 100) for i in range(50)]
+    noise = [(f"n{i}", rng.gauss(0.2, 0.01)) for i in range(50)]
+    fused = zscore_fusion({**good, "clip": sorted(noise, key=lambda p: -p[1])})
+    assert max(fused, key=fused.__getitem__) == "gold"
 
 
-def test_a_caption_counts_for_its_image_under_a_key() -> None:
-    photo = Item(id="p", kind="image", source="p.jpg")
-    cap = Item(id="p-cap", kind="text", source="p.jpg", parent="p", role="caption")
-    other = Item(id="q", kind="image", source="q.jpg")
-    ranked = {
-        "clip": [
-            Hit(other, 0.9, ("clip",), {"clip": 0.9}),
-            Hit(photo, 0.8, ("clip",), {"clip": 0.8}),
-        ],
-        "text": [Hit(cap, 0.7, ("text",), {"text": 0.7})],
-    }
-    fused = rrf(ranked, key=stands_for)
-    assert [h.item.id for h in fused] == ["p", "q"]  # the image found twice rises
-    assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
-    assert fused[0].evidence == (cap,) and fused[0].via == ("clip", "text")
-
-
-def test_one_list_merges_a_key_where_its_first_hit_stands() -> None:
-    photo = Item(id="p", kind="image", source="p.jpg")
-    cap = Item(id="p-cap", kind="text", source="p.jpg", parent="p", role="caption")
-    merged = merge_same_key([Hit(cap, 0.9), Hit(photo, 0.5)], stands_for)
-    assert [(h.item.id, h.score, h.evidence) for h in merged] == [("p", 0.9, (cap,))]
-    plain = hits("clip", "a", "b")
-    assert merge_same_key(plain, lambda item: item.id) == plain
+def test_a_key_a_path_missed_gets_that_paths_lowest_score_not_a_bonus() -> None:
+    fused = zscore_fusion(
+        {"a": [("x", 3.0), ("y", 2.0), ("z", 1.0)], "b": [("y", 1.0), ("w", 0.0)]}
+    )
+    assert fused["y"] > fused["x"] > fused["z"]
+    assert zscore_fusion({}) == {} and zscore_fusion({"a": []}) == {}
+    assert zscore_fusion({"a": [("only", 0.5)]}) == {"only": 0.0}

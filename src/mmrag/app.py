@@ -203,7 +203,7 @@ class Index:
     def load_image(self, item: Item) -> Image.Image | None:
         """The best available picture of an item: normalised copy, original file, or thumbnail.
 
-        Only the item's own picture: the page of a text hit comes as ``Hit.parent_item``.
+        Only the item's own picture: search hands a chunk's page, not the chunk.
         """
         for data in self._image_bytes(item):
             try:

@@ -58,6 +58,8 @@ class Item:
     content hash. ``metadata`` holds typed fields where they matter (caption,
     price, category, tags, width, height) and free-form values otherwise.
     ``role`` says what a text item is to its ``parent`` (see :data:`Role`).
+    ``context`` says where the item sits, for search: its document's title on the
+    first line, then its section path; never shown or sent to a model.
     """
 
     id: str
@@ -67,6 +69,7 @@ class Item:
     parent: str | None = None
     role: Role | None = None
     text: str | None = None
+    context: str | None = None
     doc: str | None = None
     page: int | None = None
     bbox: tuple[float, float, float, float] | None = None
@@ -84,9 +87,8 @@ class Hit:
 
     ``via`` names the retrieval paths that found it (``clip``, ``text``, ``bm25``)
     and ``scores`` holds each path's own score (cosine similarity, or BM25).
-    ``evidence`` lists items folded into this hit (a caption or chunk of a page).
-    ``parent_item`` is the item's parent when search resolved it (the page or slide of
-    a text chunk), so its picture can be shown without another lookup.
+    ``evidence`` lists the items that found it, best first (the chunks, tables and
+    figures of a page, the caption of a picture, the photos of a product).
     """
 
     item: Item
@@ -94,7 +96,6 @@ class Hit:
     via: tuple[str, ...] = ()
     scores: Mapping[str, float] = field(default_factory=dict)
     evidence: tuple[Item, ...] = ()
-    parent_item: Item | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: id, score, kind, source and the rest of the item."""

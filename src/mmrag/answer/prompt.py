@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 
 Detail = Literal["low", "high", "auto"]
 #: Returns an item's image (a fresh object: JPEGs not yet decoded are decoded at reduced
-#: scale in place), or None when it has none. A text hit's picture is asked for by its
-#: ``Hit.parent_item`` (the page search resolved), so no loader has to look parents up.
+#: scale in place), or None when it has none. Search hands pages, not their chunks, so no
+#: loader has to look parents up.
 LoadImage = Callable[[Item], Image.Image | None]
 
 SYSTEM_PROMPT = (
@@ -153,10 +153,12 @@ def _load_and_encode(
         return None
 
 
-def _source_text(item: Item, max_chars: int) -> str:
-    """The text shown for one source: selected metadata fields, then the item's own text."""
+def _source_text(hit: Hit, max_chars: int) -> str:
+    """The text shown for one source: selected metadata fields, then its text: the item's
+    own, else the passages that found it (a page's best chunks and tables), best first."""
+    item = hit.item
     lines = []
-    text = (item.text or "").strip()
+    text = (item.text or "").strip() or _evidence_text(hit)
     for key in _META_FIELDS:
         value = item.metadata.get(key)
         if value in (None, "", [], ()) or (isinstance(value, str) and value.strip() == text):
@@ -182,9 +184,10 @@ def _unique_hits(hits: Sequence[Hit], limit: int | None) -> list[Hit]:
     return unique[:limit] if limit is not None else unique
 
 
-def _picture_of(hit: Hit) -> Item:
-    """The item whose image shows a hit: a text chunk's page (resolved by search), else itself."""
-    return hit.parent_item if hit.parent_item is not None else hit.item
+def _evidence_text(hit: Hit) -> str:
+    """The texts of a hit's evidence, best first, each once."""
+    texts = dict.fromkeys((e.text or "").strip() for e in hit.evidence if e.kind == "text")
+    return "\n…\n".join(t for t in texts if t)
 
 
 def _encode_all(
@@ -218,16 +221,16 @@ def build_prompt(
     """The question plus numbered sources (label, text, downscaled image) as one neutral prompt."""
     unique = _unique_hits(hits, max_sources)
     items = [hit.item for hit in unique]
-    pictures = [_picture_of(hit) for hit in unique]
-    encoded = _encode_all(pictures, load_image, image_budget, jpeg_quality)
+    encoded = _encode_all(items, load_image, image_budget, jpeg_quality)
     parts: list[Part] = [TextPart(f"Question: {question}\n\nSources:")]
     if not items:
         parts[0] = TextPart(f"Question: {question}\n\nSources: none were retrieved.")
     sources: list[Source] = []
     first_with: dict[str, int] = {}  # image digest -> number of the source that carried it
-    for n, (item, image) in enumerate(zip(items, encoded, strict=True), start=1):
+    for n, (hit, image) in enumerate(zip(unique, encoded, strict=True), start=1):
+        item = hit.item
         label = location_label(item)
-        body = _source_text(item, max_text_chars)
+        body = _source_text(hit, max_text_chars)
         header = f"[{n}] {label} ({item.kind})"
         same_as = None
         if image is not None:
