@@ -12,8 +12,9 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from PIL import Image
 
@@ -30,7 +31,7 @@ from .retrieve.search import Searcher
 from .stores.base import VectorStore
 from .stores.url import parse_store_url
 from .types import VISUAL_KINDS, Hit, Item, Where
-from .where import describe_where, parse_where
+from .where import describe_where, parse_where, resolve_documents
 
 if TYPE_CHECKING:
     from .answer.types import Answer
@@ -130,6 +131,7 @@ class Index:
     ) -> list[Hit]:
         """Text query -> images and text, fused across retrieval paths."""
         floor = self.settings.min_score if min_score is None else min_score
+        where = self._documents_checked(where)
         return self.searcher.search(query, k=k, where=where, min_score=floor, paths=paths)
 
     def search_by_image(
@@ -143,9 +145,18 @@ class Index:
     ) -> list[Hit]:
         """Reverse image search: the visual items most like ``image``."""
         floor = self.settings.min_score if min_score is None else min_score
+        where = self._documents_checked(where)
         return self.searcher.search_by_image(
             self._query_image(image), k=k, where=where, min_score=floor, collapse=collapse
         )
+
+    def _documents_checked(self, where: Where | None) -> Where | None:
+        """``where`` with its ``doc`` values made indexed documents' names (see
+        :func:`~mmrag.where.resolve_documents`); ConfigError for a name that is not there."""
+        if not where or "doc" not in where:
+            return where
+        names = sorted({_document_name(record.source) for record in self.manifest})
+        return resolve_documents(where, names)
 
     def similar_to(
         self,
@@ -270,6 +281,13 @@ class Index:
         else:
             name, data = "<query image>", image
         return open_image(data, name, max_pixels=self.settings.max_image_pixels)
+
+
+def _document_name(source: str) -> str:
+    """The ``doc`` name of a source: its file name (of the URL's path for a URL)."""
+    if "://" in source:
+        return PurePosixPath(urlsplit(source).path).name
+    return Path(source).name
 
 
 def _read_or_none(path: Path) -> bytes | None:

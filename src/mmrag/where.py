@@ -6,14 +6,16 @@ parse_where(["category=shoes", "price<200"])
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
+from pathlib import PurePath
 from typing import Any
 
 from .errors import ConfigError
 from .types import Range, Where
 
-__all__ = ["describe_where", "parse_where"]
+__all__ = ["describe_where", "parse_where", "resolve_documents"]
 
 _OPS = ("<=", ">=", "<", ">", "=")
 _BOUNDS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
@@ -66,3 +68,37 @@ def _scalar(value: str) -> str | int | float:
         except ValueError:
             continue
     return value
+
+
+def resolve_documents(where: Where | None, names: Sequence[str]) -> Where | None:
+    """``where`` with each ``doc`` value made an indexed document's name.
+
+    A document is named by its file name (``3M_2022_10K.pdf``); the stem
+    (``3M_2022_10K``) or a path ending in it (``reports/3M_2022_10K.pdf``) also
+    names it. A value that names no document is a ConfigError that says so and
+    suggests the nearest names, instead of an empty result.
+    """
+    if not where or "doc" not in where:
+        return where
+    value = where["doc"]
+    values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    resolved: list[str] = []
+    for v in values:
+        resolved.extend(_document_names(str(v), names))
+    found: Any = resolved[0] if len(resolved) == 1 else resolved
+    return {**where, "doc": found}
+
+
+def _document_names(value: str, names: Sequence[str]) -> list[str]:
+    if value in names:
+        return [value]
+    base = PurePath(value).name
+    matches = [n for n in names if n == base or PurePath(n).stem == base]
+    if matches:
+        return matches
+    stems = {PurePath(n).stem: n for n in names}
+    close = difflib.get_close_matches(base, [*names, *stems], n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(dict.fromkeys(stems.get(c, c) for c in close))}?"
+    raise ConfigError(
+        f"doc={value!r} names no indexed document" + (hint if close else f" ({len(names)} indexed)")
+    )

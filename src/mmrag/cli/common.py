@@ -91,7 +91,10 @@ def where_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "filters",
         multiple=True,
         metavar="FILTER",
-        help="Metadata filter, repeatable: category=shoes, kind=image,page, price<200.",
+        help=(
+            "Metadata filter, repeatable: category=shoes, kind=image,page, price<200, "
+            "doc=report.pdf (a document by file name or stem)."
+        ),
     )(func)
     return click.option(
         "-k",

@@ -1,0 +1,107 @@
+"""Questions about documents find the right page: units, fusion, the document boost, filters.
+
+Generated PDFs with known answers: three companies' annual reports whose pages say similar
+things with different numbers, so only the company and year a question names tell them apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import mmrag
+from mmrag.errors import ConfigError
+
+pytestmark = pytest.mark.integration
+pymupdf = pytest.importorskip("pymupdf")
+
+COMPANIES = {"ACME": ("2019", "1,204"), "GLOBEX": ("2020", "877"), "INITECH": ("2021", "3,310")}
+FILLER = (
+    "The company designs and sells industrial equipment through distributors in several "
+    "regions. Competition is intense and depends on price, service and delivery times."
+)
+
+
+def _report(path: Path, company: str, year: str, capex: str) -> None:
+    doc = pymupdf.open()
+    pages = [
+        f"{company} Corporation annual report for the fiscal year {year}. Form 10-K.",
+        f"Business overview. {FILLER}",
+        f"Risk factors. {FILLER} Supply chains may be disrupted.",
+        f"{company} Corporation. Cash flow statement {year}. Purchases of property, plant and "
+        "equipment "
+        f"(capital expenditure) were {capex} million dollars.",
+        f"Employees. {FILLER} Headcount grew in every region.",
+    ]
+    for text in pages:
+        page = doc.new_page(width=595, height=842)
+        page.insert_textbox(pymupdf.Rect(72, 72, 523, 700), text, fontsize=11)
+    doc.save(path)
+    doc.close()
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> mmrag.Index:
+    root = tmp_path_factory.mktemp("reports")
+    for company, (year, capex) in COMPANIES.items():
+        _report(root / f"{company}_{year}_10K.pdf", company, year, capex)
+    index = mmrag.open(root / "idx", model="none", ocr=False)
+    report = index.add(root)
+    assert (report.added, report.failed) == (3, 0)
+    return index
+
+
+def test_a_question_finds_the_page_of_the_company_and_year_it_names(reports: mmrag.Index) -> None:
+    for company, (year, capex) in COMPANIES.items():
+        hits = reports.search(f"What was {company}'s capital expenditure in FY{year}?", k=3)
+        top = hits[0]
+        assert (top.item.kind, top.item.doc, top.item.page) == (
+            "page",
+            f"{company}_{year}_10K.pdf",
+            4,
+        )
+        assert any(capex in (e.text or "") for e in top.evidence)  # the passage that found it
+
+
+def test_each_page_is_one_result_however_many_of_its_chunks_matched(
+    reports: mmrag.Index,
+) -> None:
+    hits = reports.search("industrial equipment distributors competition", k=20)
+    pages = [(h.item.doc, h.item.page) for h in hits]
+    assert len(pages) == len(set(pages))
+    assert {h.item.kind for h in hits} == {"page"}
+
+
+def test_the_first_results_do_not_depend_on_how_many_were_asked_for(
+    reports: mmrag.Index,
+) -> None:
+    query = "supply chains risk headcount"
+    five = [h.item.id for h in reports.search(query, k=5)]
+    ten = [h.item.id for h in reports.search(query, k=10)]
+    assert ten[:5] == five
+
+
+def test_a_document_filter_takes_the_stem_and_refuses_an_unknown_name(
+    reports: mmrag.Index,
+) -> None:
+    hits = reports.search("capital expenditure", k=5, where={"doc": "GLOBEX_2020_10K"})
+    assert hits and {h.item.doc for h in hits} == {"GLOBEX_2020_10K.pdf"}
+    with pytest.raises(ConfigError, match="did you mean GLOBEX_2020_10K"):
+        reports.search("capital expenditure", where={"doc": "GLOBEX_2021_10K"})
+
+
+def test_fused_ranking_is_no_worse_than_either_path_on_these_questions(
+    reports: mmrag.Index,
+) -> None:
+    def mrr(paths: list[str] | None) -> float:
+        total = 0.0
+        for company, (year, _) in COMPANIES.items():
+            question = f"How much did {company} spend on property and equipment in {year}?"
+            hits = reports.search(question, k=15, paths=paths)
+            found = [(h.item.doc, h.item.page) for h in hits]
+            target = (f"{company}_{year}_10K.pdf", 4)
+            total += 1 / (found.index(target) + 1) if target in found else 0.0
+        return total / len(COMPANIES)
+
+    assert mrr(None) >= max(mrr(["text"]), mrr(["bm25"]))
