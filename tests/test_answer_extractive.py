@@ -90,3 +90,28 @@ def test_the_answer_serialises_to_json_ready_data() -> None:
     assert data["citations"][0]["label"] == "report.pdf p.7"
     assert data["sources"][0]["image"] is None and data["sources"][0]["n"] == 1
     assert data["usage"] == {"input_tokens": None, "output_tokens": None, "cost_usd": 0.0}
+
+
+def test_a_page_is_quoted_from_its_passages_and_the_top_source_beats_a_wordier_lower_one() -> None:
+    ours = Item(id="p60", kind="page", source="/d/3M_2018_10K.pdf", doc="3M_2018_10K.pdf", page=60)
+    table = Item(
+        id="t",
+        kind="text",
+        source=ours.source,
+        role="table",
+        text="Business\nPurchases of property, plant and equipment (PP&E) | 2018: (1,577)",
+    )
+    theirs = Item(
+        id="b",
+        kind="text",
+        source="/d/BOEING_2018_10K.pdf",
+        page=40,
+        text="Capital expenditure on property, plant and equipment in 2018 was 1,722 million.",
+    )
+    hits = [Hit(ours, 2.0, evidence=(table,)), Hit(theirs, 1.0)]
+    answer = ExtractiveAnswerer(Settings()).answer(
+        "What was the capital expenditure on property and equipment in 2018?", hits, None
+    )
+    first = answer.text.splitlines()[1]
+    assert "(1,577)" in first and first.endswith("[1]")
+    assert '"Business"' not in answer.text  # a heading is not evidence

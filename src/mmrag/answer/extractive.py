@@ -79,6 +79,11 @@ _STOPWORDS = frozenset(
 _PRICE_WORDS = frozenset({"price", "cost", "costs", "much", "cheap", "expensive", "priced"})
 _MAX_QUOTES = 3
 _MAX_SENTENCE_CHARS = 300
+#: Fewer words than this is a heading or a bullet fragment ("Business"), not an answer.
+_MIN_WORDS = 4
+#: How fast a source's sentences lose weight with its rank: the retriever put the right
+#: document first far more often than a lower source shares one more word with the question.
+_RANK_DECAY = 0.25
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class _Evidence:
     score: float
     n: int
     text: str
+    overlap: int = 0
 
 
 def _terms(text: str) -> set[str]:
@@ -107,14 +113,22 @@ def _sentences(source: Source) -> list[str]:
         found.append(line + " — price" if meta.get("price") is not None else line)
     if meta.get("caption"):
         found.append(str(meta["caption"]))
-    found.extend(_SENTENCE_END.split(item.text or ""))
+    # A page has no text of its own: its passages (the evidence search found) stand in.
+    found.extend(s for s in _SENTENCE_END.split(item.text or source.text or "") if _long(s))
     return [s.strip()[:_MAX_SENTENCE_CHARS] for s in found if len(s.strip()) > 2]
+
+
+def _long(sentence: str) -> bool:
+    return len(_WORD.findall(sentence)) >= _MIN_WORDS
 
 
 def best_evidence(
     question: str, sources: Sequence[Source], limit: int = _MAX_QUOTES
 ) -> list[_Evidence]:
-    """The sentences sharing the most question terms, best first; rank breaks ties."""
+    """The sentences sharing the most question terms, best first, a lower source's weighing
+    less. The top source's best sentence leads when it shares at least half as many terms as
+    the best one: the retriever ranked it first (with the document the question names) more
+    reliably than a shared word or two can."""
     wanted = _terms(question)
     if wanted & _PRICE_WORDS:
         wanted |= {"price"}
@@ -123,9 +137,13 @@ def best_evidence(
         for sentence in _sentences(source):
             overlap = len(wanted & _terms(sentence))
             if overlap:
-                # A small rank prior keeps the retriever's order among equally good sentences.
-                scored.append(_Evidence(overlap - 0.01 * source.n, source.n, sentence))
+                prior = 1 + _RANK_DECAY * (source.n - 1)
+                scored.append(_Evidence(overlap / prior, source.n, sentence, overlap))
     scored.sort(key=lambda e: e.score, reverse=True)
+    lead = min(scored, key=lambda e: (e.n, -e.score), default=None)
+    if lead is not None and 2 * lead.overlap >= max(e.overlap for e in scored):
+        scored.remove(lead)
+        scored.insert(0, lead)
     chosen: list[_Evidence] = []
     for evidence in scored:
         if all(evidence.text != c.text for c in chosen):
