@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from ..errors import DependencyError
 from .metrics import Comparison, PathScores
@@ -154,8 +154,8 @@ def _paste(
     if tile.image is None:
         draw.rectangle(box, fill="#eee")
     else:
-        picture = tile.image.convert("RGB")
-        picture.thumbnail((CELL - 8, CELL - 8))
+        # contain() scales small pictures up too: a 32 px CIFAR image should still be seen
+        picture = ImageOps.contain(tile.image.convert("RGB"), (CELL - 8, CELL - 8))
         sheet.paste(picture, (box[0], box[1]))
     if expected:
         draw.rectangle(box, outline="green", width=3)
