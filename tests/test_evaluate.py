@@ -121,7 +121,11 @@ def test_eval_compares_indexes_and_writes_a_report(
     report_dir = tmp_path / "report"
     capsys.readouterr()
     args = ["eval", str(queries), "--index", str(clip_index), "--index", str(text_index)]
-    assert main([*args, "--report", str(report_dir), "--json"]) == 0
+    per_query_file = tmp_path / "per_query.jsonl"
+    assert (
+        main([*args, "--report", str(report_dir), "--per-query", str(per_query_file), "--json"])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     labels = {(p["index"], p["path"]) for p in out["paths"]}
     assert ("with-clip", "clip") in labels and ("text-only", "text") in labels
@@ -136,3 +140,6 @@ def test_eval_compares_indexes_and_writes_a_report(
             assert image.width > 300
     per_query = (report_dir / "per_query.jsonl").read_text().splitlines()
     assert len(per_query) == 3 * len(out["paths"])
+    assert per_query_file.read_text().splitlines() == per_query
+    first = json.loads(per_query[0])
+    assert set(first) >= {"index", "path", "query", "rank", "ndcg", "latency_ms", "top"}

@@ -16,6 +16,7 @@ import click
 
 from ..app import Index, open_index
 from ..evaluate import FORMATS, PathScores, load, to_jsonl
+from ..evaluate.report import write_per_query
 from ..evaluate.run import EvalRun, report, run
 from .common import EXIT_OK, run_guarded, settings_from
 
@@ -157,8 +158,6 @@ def run_cmd(
                 title = f"Retrieval on {queries.name} ({len(result.queries)} queries)"
                 written = report(result, report_dir, indexes, title=title, root=root)
         if per_query is not None:
-            from ..evaluate.report import write_per_query
-
             write_per_query(result.rows, per_query)
         _print(result, as_json, written)
         return EXIT_OK
