@@ -19,7 +19,7 @@ from .metrics import Comparison, PathScores
 
 CELL = 160
 TEXT_W = 260
-CAPTION_H = 34
+CAPTION_H = 46
 
 
 @dataclass
