@@ -63,7 +63,7 @@ def index_notes(name: str, index: Index, queries: Sequence[Judged], k: int) -> l
     if clip and (Path(str(clip)) / RANDOM_WEIGHTS_MARKER).is_file():
         notes.append(
             f"{name}: the CLIP weights are RANDOM (built by mmrag.testing): its clip rows "
-            "measure nothing but chance."
+            "measure no learned meaning; compare them with the chance level below."
         )
     if queries and items:
         chance = sum(chance_recall(k, q.targets(), items) for q in queries) / len(queries)
