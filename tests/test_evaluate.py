@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from mmrag.cli import main
 from mmrag.errors import InputError
@@ -101,3 +102,44 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_queries() ->
     low2, high2 = bootstrap_interval(large)
     assert low < low2 < 0.5 < high2 < high
     assert bootstrap_interval([1.0] * 5) == (1.0, 1.0)
+
+
+@pytest.mark.integration
+def test_eval_compares_indexes_and_writes_a_report(
+    tmp_path: Path, corpus: Path, tiny_clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip_index, text_index = tmp_path / "with-clip", tmp_path / "text-only"
+    assert main(["index", str(corpus), "--index", str(clip_index), "--model", str(tiny_clip)]) == 0
+    assert main(["index", str(corpus), "--index", str(text_index), "--model", "none"]) == 0
+    queries = tmp_path / "q.jsonl"
+    rows = [
+        {"query": f"a {c} shape", "relevant": [f"{c}.{ext}"]}
+        for c, ext in (("red", "png"), ("green", "jpg"), ("blue", "jpg"))
+    ]
+    rows.append({"query": "a missing photo", "relevant": ["not-indexed.jpg"]})
+    queries.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report_dir = tmp_path / "report"
+    capsys.readouterr()
+    args = ["eval", str(queries), "--index", str(clip_index), "--index", str(text_index)]
+    per_query_file = tmp_path / "per_query.jsonl"
+    assert (
+        main([*args, "--report", str(report_dir), "--per-query", str(per_query_file), "--json"])
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    labels = {(p["index"], p["path"]) for p in out["paths"]}
+    assert ("with-clip", "clip") in labels and ("text-only", "text") in labels
+    assert ("text-only", "clip") not in labels
+    assert out["queries"] == 3 and out["skipped"] == 1
+    assert out["comparison"]["best"].endswith((":text", ":fused", ":bm25"))
+    assert set(out["comparison"]) >= {"difference", "ci95", "excludes_zero"}
+    text = (report_dir / "report.md").read_text()
+    assert "RANDOM" in text and "| with-clip:clip |" in text
+    for picture in ("metrics.png", "worst.png"):
+        with Image.open(report_dir / picture) as image:
+            assert image.width > 300
+    per_query = (report_dir / "per_query.jsonl").read_text().splitlines()
+    assert len(per_query) == 3 * len(out["paths"])
+    assert per_query_file.read_text().splitlines() == per_query
+    first = json.loads(per_query[0])
+    assert set(first) >= {"index", "path", "query", "rank", "ndcg", "latency_ms", "top"}

@@ -204,6 +204,10 @@ class Index:
         """Items by id."""
         return self.store.get(ids)
 
+    def sources(self) -> list[str]:
+        """The indexed sources (paths or URLs), as the manifest records them."""
+        return [record.source for record in self.manifest]
+
     def thumbnail(self, key: str) -> bytes | None:
         """A thumbnail JPEG by its blob key (an item's ``thumb``), or None if there is none."""
         try:

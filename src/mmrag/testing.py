@@ -18,6 +18,9 @@ from typing import Any
 
 __all__ = ["CLIP_ARCHS", "make_clip_tokenizer", "make_random_clip", "make_tiny_clip"]
 
+#: File written beside a random-weight CLIP built here; `mmrag eval` reports say so when found.
+RANDOM_WEIGHTS_MARKER = "MMRAG_RANDOM_WEIGHTS"
+
 _BOS = "<|startoftext|>"
 _EOS = "<|endoftext|>"
 
@@ -116,6 +119,8 @@ def _save_clip(directory: str | Path, config_kwargs: dict[str, Any], seed: int) 
         size={"shortest_edge": size}, crop_size={"height": size, "width": size}
     )
     processor.save_pretrained(directory)
+    # A marker so reports can say these weights are random (see mmrag.evaluate).
+    (directory / RANDOM_WEIGHTS_MARKER).write_text("random weights, mmrag.testing\n")
     return directory
 
 
