@@ -158,8 +158,9 @@ def _hit_caption(hit: Hit) -> str:
 
 
 def _hit_picture(hit: Hit, index: Index) -> Image.Image | None:
-    for item in (hit.item, hit.parent_item):
-        if item is not None and item.thumb and (data := index.thumbnail(item.thumb)):
+    # A hit is a page, picture or product (search gathers chunks under them): its own thumb.
+    for item in (hit.item, *hit.evidence):
+        if item.thumb and (data := index.thumbnail(item.thumb)):
             return _open(data)
     return None
 
