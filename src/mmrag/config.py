@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     ocr: bool = True
     ocr_engine: str = Field(default="rapidocr", description="a name in registry.ocr_engines")
     chunk_chars: int = Field(default=800, ge=100)
+    doc_context: bool = Field(
+        default=True, description="give items their document title and section, for search"
+    )
+    tables: bool = Field(default=True, description="index PDF tables as items of their own")
 
     # Retrieval.
     min_score: float | None = None
