@@ -112,16 +112,19 @@ def pdf_identity(doc: Any, filename: str) -> str:
         value = _meaningful(meta.get(key), filename)
         if value:
             parts.append(value)
-    lines = [ln.strip() for i in range(min(2, doc.page_count)) for ln in doc[i].get_text().split("\n")]
+    first_pages = (doc[i].get_text() for i in range(min(2, doc.page_count)))
+    lines = [ln.strip() for text in first_pages for ln in text.split("\n")]
     facts = _filing_facts([ln for ln in lines if ln])
     parts += facts
     if not facts and len(parts) < 2:
         title = _largest_line(doc[0])
         if title:
             parts.append(title)
-    seen: set[str] = set()
-    unique = [p for p in parts if p and not (p.lower() in seen or seen.add(p.lower()))]
-    return "; ".join(unique)
+    unique: dict[str, str] = {}
+    for part in parts:
+        if part:
+            unique.setdefault(part.lower(), part)
+    return "; ".join(unique.values())
 
 
 def _is_heading(line: str) -> bool:

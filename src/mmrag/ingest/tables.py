@@ -48,11 +48,7 @@ def _cell_text(cell: Rect | None, words: Sequence[Sequence[Any]]) -> str:
     if cell is None:
         return ""
     x0, y0, x1, y1 = cell
-    inside = [
-        w
-        for w in words
-        if x0 <= (w[0] + w[2]) / 2 <= x1 and y0 <= (w[1] + w[3]) / 2 <= y1
-    ]
+    inside = [w for w in words if x0 <= (w[0] + w[2]) / 2 <= x1 and y0 <= (w[1] + w[3]) / 2 <= y1]
     inside.sort(key=lambda w: (round(w[3]), w[0]))
     return " ".join(str(w[4]) for w in inside).strip()
 

@@ -251,9 +251,7 @@ class LanceStore:
 
             def run(limit: int) -> pa.Table:
                 q = (
-                    self._table.search(
-                        fts_query(text), query_type="fts", fts_columns=SEARCH_TEXT
-                    )
+                    self._table.search(fts_query(text), query_type="fts", fts_columns=SEARCH_TEXT)
                     .select([*ROW_COLUMNS, "_score"])
                     .limit(limit)
                 )
