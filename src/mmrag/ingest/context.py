@@ -20,6 +20,7 @@ from typing import Any
 
 __all__ = [
     "SectionTracker",
+    "identity_line",
     "join_context",
     "pdf_identity",
     "stem_words",
@@ -120,6 +121,11 @@ def pdf_identity(doc: Any, filename: str) -> str:
         title = _largest_line(doc[0])
         if title:
             parts.append(title)
+    return identity_line(parts)
+
+
+def identity_line(parts: Sequence[str]) -> str:
+    """Non-empty ``parts`` joined by "; ", each said once (ignoring case)."""
     unique: dict[str, str] = {}
     for part in parts:
         if part:
