@@ -40,14 +40,17 @@ _REGISTRANT = re.compile(r"^\(?\s*exact name of registrant", re.I)
 # A 10-K's items and the notes to its statements: headings worth carrying forward.
 _ITEM = re.compile(r"^\s*item\s+\d+[a-c]?\s*[.:]", re.I)
 _NOTE = re.compile(r"^\s*note\s+\d+\s*[.:\-\u2013\u2014]\s*[A-Za-z]", re.I)
-_NOISE = re.compile(r"^\s*(table of contents|index|contents|page \d+|\d+|[ivxlc]+)\s*$", re.I)
+_NOISE = re.compile(
+    r"^\s*(table of contents|index|contents|page \d+|\d+|[ivxlc]+|\(.*\))\s*$", re.I
+)
 _MAX_HEADING = 90
 
 
 def stem_words(filename: str) -> str:
     """A file name's stem as words: "3M_2018_10K.pdf" -> "3M 2018 10K"."""
     stem = PurePosixPath(filename.replace("\\", "/")).stem
-    return " ".join(re.split(r"[_\s.]+|(?<=\w)-(?=[A-Za-z]{3,})", stem)).strip()
+    # "dated-2022-07-01" splits, "10-K" stays a form name.
+    return " ".join(re.split(r"[_\s.]+|(?<=\w\w)-(?=\w\w)", stem)).strip()
 
 
 def _meaningful(value: str | None, filename: str) -> str | None:
@@ -134,19 +137,24 @@ def identity_line(parts: Sequence[str]) -> str:
 
 
 def _is_heading(line: str) -> bool:
-    """A short line of words: not body text, a number or a running "Table of Contents"."""
+    """A short line of words starting with a capital: not body text or a number."""
     words = line.split()
     if not words or len(line) > _MAX_HEADING or len(words) > 12 or _NOISE.match(line):
         return False
+    first = next((ch for ch in line if ch.isalpha()), "")
     letters = sum(ch.isalpha() for ch in line)
-    return letters >= 3 and letters >= 0.5 * len(line.replace(" ", ""))
+    return first.isupper() and letters >= 3 and letters >= 0.5 * len(line.replace(" ", ""))
 
 
 def page_headings(lines: Sequence[str], limit: int = 2) -> list[str]:
-    """The heading lines at the top of a page: short lines before the first body line."""
+    """The heading lines at the top of a page: short lines before the first body line.
+
+    Running headers ("Table of Contents", a page number) before them are skipped; a
+    number or a "(Millions)" after a heading ends them (a table starts there).
+    """
     heads: list[str] = []
     for line in lines[:8]:
-        if _NOISE.match(line) or not line.strip():
+        if not line.strip() or (_NOISE.match(line) and not heads):
             continue
         if not _is_heading(line):
             break
