@@ -131,15 +131,15 @@ def extract_counts(pdfs: list[Path], settings: Settings) -> dict[str, Any]:
     import mmrag.ingest.pdf as pdf_mod
 
     finder = pdf_mod.find_page_tables
-    gated = {"pages": 0, "seconds": 0.0}
+    gated = {"table_pages": 0, "table_seconds": 0.0}
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
             return finder(*args, **kwargs)
         finally:
-            gated["pages"] += 1
-            gated["seconds"] += time.perf_counter() - start
+            gated["table_pages"] += 1
+            gated["table_seconds"] += time.perf_counter() - start
 
     pdf_mod.find_page_tables = timed  # type: ignore[assignment]
     roles: Counter[str] = Counter()
@@ -173,10 +173,11 @@ def compare(root: Path, every: int) -> int:
         rate = pages / r["seconds"]
         print(f"\n{name}: {pages} pages in {r['seconds']:.1f} s = {rate:.1f} pages/s")
         print(f"  items per page {per_page}; text items to embed {text_items}  ({_load()})")
-        if r["pages"]:
+        if r["table_pages"]:
             print(
-                f"  table finder ran on {r['pages']} pages ({r['pages'] / pages:.0%}), "
-                f"{r['seconds'] / r['pages']:.2f} s per page run, found "
+                f"  table finder ran on {r['table_pages']} pages "
+                f"({r['table_pages'] / pages:.0%}), "
+                f"{r['table_seconds'] / r['table_pages']:.2f} s per page run, found "
                 f"{r['roles']['table']} table items"
             )
     return 0
