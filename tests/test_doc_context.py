@@ -209,3 +209,19 @@ def test_table_lines_carry_a_spanning_header_over_its_columns() -> None:
         "Net sales | Three months ended 2018: 8,000 | Three months ended 2017: 7,900"
         " | Year ended 2018: 32,765 | Year ended 2017: 31,657"
     ]
+
+
+def test_a_failing_table_finder_leaves_the_page_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import mmrag.ingest.pdf as pdf_mod
+
+    def broken(*args: object, **kwargs: object) -> list[Extracted]:
+        raise RuntimeError("no cells")
+
+    monkeypatch.setattr(pdf_mod, "find_page_tables", broken)
+    items = _extract(_filing(tmp_path / "ACME_2018_10K.pdf"))
+    assert [it.page for it in items if it.kind == "page"] == [1, 2]
+    assert any(it.role == "chunk" and it.page == 2 for it in items)
+    assert not [it for it in items if it.role == "table"]
+    assert "tables not read (no cells)" in caplog.text

@@ -189,8 +189,7 @@ class PdfIngester:
         lines = [line for block in blocks for line, _ in block.lines]
         path = state.sections.path(number, lines) if state and state.identity is not None else []
         if settings.tables and looks_tabular(lines):
-            title = " > ".join(page_headings(lines)) or (path[-1] if path else "")
-            out += find_page_tables(page, page_item, title)
+            out += _tables(page, page_item, " > ".join(page_headings(lines)) or path[-1:])
         if state is None or state.identity is None:
             return out
         return with_context(out, join_context(state.identity, path))
@@ -249,7 +248,8 @@ class PdfIngester:
 
 class _DocState:
     """What pages of one document share: its identity and section tracker (for the
-    context of its items, when ``context`` is on) and the chunk texts seen so far."""
+    context of its items; ``identity`` is None when ``context`` is off) and the chunk
+    texts seen so far."""
 
     def __init__(self, doc: Any, filename: str, context: bool) -> None:
         self.identity = pdf_identity(doc, filename) if context else None
@@ -259,8 +259,8 @@ class _DocState:
     def new_chunks(self, chunks: list[Extracted]) -> list[Extracted]:
         """The chunks whose text no earlier page of the document had.
 
-        A repeated chunk (a running header block, boilerplate legends on every statement
-        page: ~1.8% of financebench_dev's chunks) costs an embedding and only crowds the
+        A repeated chunk (an exhibit or legal text printed twice, a block repeated on every
+        page: 1.8% of financebench_dev's chunks) costs an embedding and only crowds the
         results with copies.
         """
         fresh = []
@@ -270,6 +270,17 @@ class _DocState:
                 self._seen.add(key)
                 fresh.append(chunk)
         return fresh
+
+
+def _tables(page: Any, page_item: Item, title: str | list[str]) -> list[Extracted]:
+    """The page's tables as items; none (and a warning) when the table finder fails,
+    since the page's text and figures are still worth indexing."""
+    title = title if isinstance(title, str) else " > ".join(title)
+    try:
+        return find_page_tables(page, page_item, title)
+    except Exception as exc:  # the finder's own errors on odd pages
+        log.warning("%s page %s: tables not read (%s)", page_item.source, page_item.page, exc)
+        return []
 
 
 def _alnum(text: str) -> int:
