@@ -14,6 +14,7 @@ within a document from 0.767 to 0.581::
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
@@ -61,8 +62,8 @@ def _meaningful(value: str | None, filename: str) -> str | None:
         return None
     if text.lower() in {"untitled", PurePosixPath(filename).name.lower()}:
         return None
-    if re.fullmatch(r"[\w\-]+\.(docx?|odt|pdf|pptx?|tex|dvi)", text, re.I):
-        return None
+    if " " not in text and ("_" in text or re.fullmatch(r"[\w\-]+\.\w{2,4}", text)):
+        return None  # a file or job name ("report_v2", "10811.exe")
     return text
 
 
@@ -88,24 +89,32 @@ def _filing_facts(lines: Sequence[str]) -> list[str]:
 
 
 def _largest_line(page: Any) -> str | None:
-    """The text in the largest font on ``page`` (a title), at most two lines of it."""
-    best: list[tuple[float, float, str]] = []
+    """The title of a first page: its top lines in a font clearly larger than the body's
+    (at most two adjacent lines); None when no line stands out."""
+    lines: list[tuple[float, tuple[float, float], str]] = []
+    chars: Counter[float] = Counter()
     top_part = page.rect.y0 + 0.4 * page.rect.height  # a title sits at the top
     for block in page.get_text("dict")["blocks"]:
         for line in block.get("lines", ()):
             text = " ".join("".join(s["text"] for s in line["spans"]).split())
-            if not 3 <= len(text) <= 100 or not re.search(r"[^\W\d_]{2}", text):
-                continue
-            if line["bbox"][1] > top_part:
-                continue
-            size = max(s["size"] for s in line["spans"])
-            best.append((round(size, 1), line["bbox"][1], text))
-    if not best:
+            size = round(max(s["size"] for s in line["spans"]), 1)
+            chars[size] += len(text)
+            wordy = 3 <= len(text) <= 100 and re.search(r"[^\W\d_]{2}", text)
+            # Horizontal lines at the top; arXiv's sideways stamp is big but no title.
+            at_top = line["dir"][0] > 0.9 and line["bbox"][1] <= top_part
+            if wordy and at_top and not text.lower().startswith("arxiv:"):
+                lines.append((size, (line["bbox"][1], line["bbox"][3]), text))
+    if not lines:
         return None
-    top = max(size for size, _, _ in best)
-    lines = [text for size, _, text in sorted(best, key=lambda b: b[1]) if size == top]
-    title = " ".join(lines[:2])
-    return title[:200] if len(title) >= 4 else None
+    body = chars.most_common(1)[0][0]
+    top = max(size for size, _, _ in lines)
+    if top < 1.15 * body:
+        return None
+    tops = sorted((y, text) for size, y, text in lines if size == top)
+    title = tops[0][1]
+    if len(tops) > 1 and tops[1][0][0] - tops[0][0][1] < top:  # the title's second line
+        title += " " + tops[1][1]
+    return title[:200]
 
 
 def pdf_identity(doc: Any, filename: str) -> str:
