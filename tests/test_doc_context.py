@@ -225,3 +225,16 @@ def test_a_failing_table_finder_leaves_the_page_indexed(
     assert any(it.role == "chunk" and it.page == 2 for it in items)
     assert not [it for it in items if it.role == "table"]
     assert "tables not read (no cells)" in caplog.text
+
+
+def test_no_title_is_made_up_from_body_text_or_a_file_name_in_the_metadata(
+    tmp_path: Path,
+) -> None:
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    for n in range(6):
+        page.insert_text((72, 80 + 20 * n), f"Plain body line number {n} of the memo.", fontsize=10)
+    doc.set_metadata({"title": "memo_final_v2"})
+    doc.save(tmp_path / "memo.pdf")
+    items = _extract(tmp_path / "memo.pdf")
+    assert items[0].context == "memo"

@@ -150,6 +150,8 @@ def _is_heading(line: str) -> bool:
     words = line.split()
     if not words or len(line) > _MAX_HEADING or len(words) > 12 or _NOISE.match(line):
         return False
+    if line.rstrip().endswith((".", ",", ";")) and not (_ITEM.match(line) or _NOTE.match(line)):
+        return False  # a short sentence of body text
     first = next((ch for ch in line if ch.isalpha()), "")
     letters = sum(ch.isalpha() for ch in line)
     return first.isupper() and letters >= 3 and letters >= 0.5 * len(line.replace(" ", ""))
