@@ -4,10 +4,17 @@ Usage::
 
     .venv/bin/python benchmarks/docs_ingest.py [EVALDATA] [--workers 2] [--ocr-sample 6]
         [--no-render]
+    .venv/bin/python benchmarks/docs_ingest.py ../shared/evaldata/financebench_dev \
+        --compare [--every 3]
 
 Per file: pages/slides, items by kind, problems; then pages/s for PDF render + text +
 figures (OCR off, so the rate is not dominated by the few scanned pages), slide
 rendering time via LibreOffice, and OCR seconds per page on a sample of pages.
+
+``--compare`` runs the PDFs (every Nth with ``--every``) in one process twice: with the
+earlier settings (``doc_context=False, tables=False``) and with today's defaults, and
+prints pages/s, items per page by role, the tables found, and what the table finder
+costs per page it is run on.
 """
 
 from __future__ import annotations
@@ -108,6 +115,77 @@ def _blank() -> Any:
     return img
 
 
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def _load() -> str:
+    return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+
+def extract_counts(pdfs: list[Path], settings: Settings) -> dict[str, Any]:
+    """Extract every PDF with ``settings``; seconds, pages, items by role, table-finder use."""
+    import mmrag.ingest.pdf as pdf_mod
+
+    finder = pdf_mod.find_page_tables
+    gated = {"table_pages": 0, "table_seconds": 0.0}
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return finder(*args, **kwargs)
+        finally:
+            gated["table_pages"] += 1
+            gated["table_seconds"] += time.perf_counter() - start
+
+    pdf_mod.find_page_tables = timed  # type: ignore[assignment]
+    roles: Counter[str] = Counter()
+    start = time.perf_counter()
+    try:
+        for path in pdfs:
+            for out in PdfIngester().extract(SourceData.read(path), settings):
+                if isinstance(out, Extracted):
+                    roles[out.item.role or out.item.kind] += 1
+    finally:
+        pdf_mod.find_page_tables = finder  # type: ignore[assignment]
+    return {"seconds": time.perf_counter() - start, "roles": roles, **gated}
+
+
+def compare(root: Path, every: int) -> int:
+    """Earlier settings against today's defaults on the same PDFs, in this process."""
+    pdfs = sorted(root.glob("*.pdf"))[::every]
+    print(f"{len(pdfs)} PDFs under {root} (every {every}); {_cpu()}; {_load()}")
+    runs = {
+        "earlier (doc_context=False, tables=False)": Settings(
+            ocr=False, doc_context=False, tables=False
+        ),
+        "context only (tables=False)": Settings(ocr=False, tables=False),
+        "defaults (doc_context, tables)": Settings(ocr=False),
+    }
+    # A first pass fills the page cache and loads PyMuPDF's code, which would
+    # otherwise be charged to whichever run comes first.
+    extract_counts(pdfs, runs[next(iter(runs))])
+    for name, settings in runs.items():
+        r = extract_counts(pdfs, settings)
+        pages = r["roles"]["page"]
+        per_page = {k: round(v / max(pages, 1), 2) for k, v in sorted(r["roles"].items())}
+        text_items = sum(v for k, v in r["roles"].items() if k not in ("page", "figure"))
+        rate = pages / r["seconds"]
+        print(f"\n{name}: {pages} pages in {r['seconds']:.1f} s = {rate:.1f} pages/s")
+        print(f"  items per page {per_page}; text items to embed {text_items}  ({_load()})")
+        if r["table_pages"]:
+            print(
+                f"  table finder ran on {r['table_pages']} pages "
+                f"({r['table_pages'] / pages:.0%}), "
+                f"{r['table_seconds'] / r['table_pages']:.2f} s per page run, found "
+                f"{r['roles']['table']} table items"
+            )
+    return 0
+
+
 def main() -> int:
     """Run the benchmark and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -115,9 +193,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes (files run in parallel)")
     parser.add_argument("--ocr-sample", type=int, default=6, help="pages to OCR for the cost")
     parser.add_argument("--no-render", action="store_true", help="do not render slides")
+    parser.add_argument("--compare", action="store_true", help="earlier settings vs defaults")
+    parser.add_argument("--every", type=int, default=1, help="with --compare: every Nth PDF")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     root = Path(args.evaldata)
+    if args.compare:
+        return compare(root, max(1, args.every))
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in {".pdf", ".pptx"})
     # Rendered copies of the decks are PDFs too; they are real inputs, so they stay in.
     pdfs = [p for p in files if p.suffix.lower() == ".pdf"]

@@ -123,6 +123,22 @@ class StoreContract:
         assert np.allclose(store.get_vectors("clip", ["img", "cap"])["img"], clip[0], atol=1e-6)
         assert set(store.get_vectors("text", ["img", "cap"])) == {"cap"}
 
+    def test_context_round_trips_beside_the_clean_text(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path, SPACES)
+        chunk = Item(
+            id="c",
+            kind="text",
+            source="3M_2018_10K.pdf",
+            role="chunk",
+            text="Purchases of PP&E were $1,577 million.",
+            context="3M 2018 10K; FORM 10-K\nItem 8. Financial Statements",
+        )
+        plain = Item(id="p", kind="text", source="notes.txt", text="no context here")
+        store.upsert([chunk, plain], {"text": unit(np.random.default_rng(5), 2, 4)})
+        assert store.get(["c", "p"]) == [chunk, plain]
+        assert store.get(["c"])[0].text == "Purchases of PP&E were $1,577 million."
+        assert store.get(["p"])[0].context is None
+
     def test_role_round_trips_and_filters(self, tmp_path: Path) -> None:
         store = self.make_store(tmp_path, SPACES)
         image = Item(id="img", kind="image", source="p")

@@ -89,6 +89,28 @@ def test_slide_text_becomes_text_items_under_the_slide(deck: Path) -> None:
     assert any("Europe led the growth" in t.text for t in texts)
 
 
+def test_every_slide_item_carries_the_deck_title_and_its_slide_title(deck: Path) -> None:
+    out, _ = _extract(deck, render=False)
+    assert {e.item.kind for e in out} == {"slide", "text", "figure"}
+    for e in out:
+        # No title in the core properties: the first slide's title names the deck.
+        identity, section = (e.item.context or "").split("\n")
+        assert identity == "review; Quarterly revenue"
+        assert section == ("Quarterly revenue" if e.item.page == 1 else "Headcount")
+        assert "review" not in (e.item.text or "")
+
+
+def test_a_deck_title_from_its_properties_and_no_context_when_off(tmp_path: Path) -> None:
+    path = _make_deck(tmp_path / "q3.pptx")
+    prs = pptx.Presentation(str(path))
+    prs.core_properties.title = "Pump Division Review 2023"
+    prs.save(str(path))
+    out, _ = _extract(path, render=False)
+    assert all((e.item.context or "").startswith("q3; Pump Division Review 2023\n") for e in out)
+    items = PptxIngester(render=False).extract(SourceData.read(path), Settings(doc_context=False))
+    assert all(e.item.context is None for e in items if isinstance(e, Extracted))
+
+
 def test_pictures_become_figures_with_alt_text_and_icons_are_skipped(deck: Path) -> None:
     out, _ = _extract(deck, render=False)
     figs = [e for e in out if e.item.kind == "figure"]

@@ -66,6 +66,48 @@ def text_items(texts: list[str], start: int = 0) -> list[Item]:
     ]
 
 
+def test_text_query_splits_letter_digit_runs_on_both_sides(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, SPACES)
+    texts = [
+        "Capital expenditure was $1,577 million in 2018.",
+        "Revenue grew across segments in FY2017.",
+        "Results for 2023Q2 by region.",
+        "Nothing about years at all.",
+    ]
+    store.upsert(text_items(texts), {})
+
+    def found(query: str) -> set[str]:
+        return {h.item.id for h in store.text_query(query, 4)}
+
+    for _ in range(2):  # rows scanned exactly, then through the index optimize() builds
+        assert found("2017") == {"t1"}  # "FY2017" was indexed as "FY 2017"
+        assert found("2023 Q2") == {"t2"}
+        assert "t0" in found("FY2018")  # and the query is split the same way
+        assert found("fiscal 2018 capital")  # a question's wording still matches
+        store.optimize()
+
+
+def test_text_query_finds_a_chunk_by_its_document_context(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path, SPACES)
+    chunks = [
+        Item(
+            id=f"c{i}",
+            kind="text",
+            source=f"{name}.pdf",
+            role="chunk",
+            text="Purchases of property, plant and equipment rose this year.",
+            context=f"{name.replace('_', ' ')}; FORM 10-K\nItem 8. Financial Statements",
+        )
+        for i, name in enumerate(["3M_2018_10K", "BOEING_2018_10K", "ADOBE_2015_10K"])
+    ]
+    store.upsert(chunks, {})
+    hits = store.text_query("Boeing purchases of property and equipment", 3)
+    assert hits[0].item.id == "c1"
+    assert hits[0].item.text == chunks[1].text  # the context is searched, never shown
+    only_3m = store.text_query("financial statements", 3, {"source": "3M_2018_10K.pdf"})
+    assert [h.item.id for h in only_3m] == ["c0"]
+
+
 def test_text_query_ranks_by_bm25_and_filters(tmp_path: Path) -> None:
     store = LanceStore(tmp_path, SPACES)
     items = text_items(

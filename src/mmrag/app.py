@@ -48,7 +48,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: 2: items carry a typed ``role`` (caption, ocr, chunk, ...), a column of its own.
-SCHEMA_VERSION = 2
+#: 3: items carry their ``context``; full text indexes ``search_text`` (context + text).
+SCHEMA_VERSION = 3
 _META = "mmrag.json"
 #: ``--model none`` builds an index without CLIP (text paths only).
 NO_CLIP = ("none", "")

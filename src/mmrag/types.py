@@ -58,8 +58,9 @@ class Item:
     content hash. ``metadata`` holds typed fields where they matter (caption,
     price, category, tags, width, height) and free-form values otherwise.
     ``role`` says what a text item is to its ``parent`` (see :data:`Role`).
-    ``context`` says where the item sits, for search: its document's title on the
-    first line, then its section path; never shown or sent to a model.
+    ``context`` says where the item sits, for search: its document's title on the first
+    line, then its section path. It is full-text indexed with the text, never shown or
+    sent to a model (the embedded text stays clean: a prefix there hurt ranking).
     """
 
     id: str

@@ -30,6 +30,7 @@ from ..errors import ConfigError, DependencyError, InputError
 from ..models.ocr import OcrEngine
 from ..types import Item, item_id
 from .base import Extracted, Output, SourceData, each_part
+from .context import SectionTracker, join_context, page_headings, pdf_identity, with_context
 from .figures import (
     IMAGE_OPS,
     Figure,
@@ -42,6 +43,7 @@ from .figures import (
 )
 from .items import caption_item, chunk_items, figure_item, part_hash
 from .ocr_images import lines_to_items
+from .tables import find_page_tables, looks_tabular
 
 __all__ = [
     "Figure",
@@ -133,17 +135,23 @@ class PdfIngester:
         """Page, text and figure items of one PDF; raises InputError if the file is unusable."""
         doc = open_pdf(source.data, source.name)
         try:
+            state = _DocState(doc, source.filename or source.name, settings.doc_context)
             yield from each_part(
                 source.name,
                 "page",
                 range(1, doc.page_count + 1),
-                lambda number: self._page(doc, number - 1, source, settings),
+                lambda number: self._page(doc, number - 1, source, settings, state),
             )
         finally:
             doc.close()
 
     def _page(
-        self, doc: Any, index: int, source: SourceData, settings: Settings
+        self,
+        doc: Any,
+        index: int,
+        source: SourceData,
+        settings: Settings,
+        state: _DocState | None = None,
     ) -> list[Extracted]:
         import pymupdf
 
@@ -171,13 +179,20 @@ class PdfIngester:
         )
         out = [Extracted(page_item, image)]
         if _alnum(text) >= 10:
-            out += chunk_items(page_item, text, settings.chunk_chars, spans=offsets)
+            chunks = chunk_items(page_item, text, settings.chunk_chars, spans=offsets)
+            out += state.new_chunks(chunks) if state else chunks
         elif settings.ocr and _scanned(ops, rect):
             out += self._ocr_page(display, rect, page_item, settings)
         figures = find_figures(ops, blocks, rect)[: self.max_figures_per_page]
         for j, fig in enumerate(figures):
             out += self._figure(display, fig, page_item, j, source.hash)
-        return out
+        lines = [line for block in blocks for line, _ in block.lines]
+        path = state.sections.path(number, lines) if state and state.identity is not None else []
+        if settings.tables and looks_tabular(lines):
+            out += _tables(page, page_item, " > ".join(page_headings(lines)) or path[-1:])
+        if state is None or state.identity is None:
+            return out
+        return with_context(out, join_context(state.identity, path))
 
     def _ocr_page(
         self, display: Any, rect: Rect, page_item: Item, settings: Settings
@@ -229,6 +244,43 @@ class PdfIngester:
                 caption_item(figure, fig.caption, caption_id, bbox=fig.caption_bbox, metadata=meta)
             )
         return out
+
+
+class _DocState:
+    """What pages of one document share: its identity and section tracker (for the
+    context of its items; ``identity`` is None when ``context`` is off) and the chunk
+    texts seen so far."""
+
+    def __init__(self, doc: Any, filename: str, context: bool) -> None:
+        self.identity = pdf_identity(doc, filename) if context else None
+        self.sections = SectionTracker(doc.get_toc() if context else ())
+        self._seen: set[str] = set()
+
+    def new_chunks(self, chunks: list[Extracted]) -> list[Extracted]:
+        """The chunks whose text no earlier page of the document had.
+
+        A repeated chunk (an exhibit or legal text printed twice, a block repeated on every
+        page: 1.8% of financebench_dev's chunks) costs an embedding and only crowds the
+        results with copies.
+        """
+        fresh = []
+        for chunk in chunks:
+            key = " ".join((chunk.item.text or "").split())
+            if key not in self._seen:
+                self._seen.add(key)
+                fresh.append(chunk)
+        return fresh
+
+
+def _tables(page: Any, page_item: Item, title: str | list[str]) -> list[Extracted]:
+    """The page's tables as items; none (and a warning) when the table finder fails,
+    since the page's text and figures are still worth indexing."""
+    title = title if isinstance(title, str) else " > ".join(title)
+    try:
+        return find_page_tables(page, page_item, title)
+    except Exception as exc:  # the finder's own errors on odd pages
+        log.warning("%s page %s: tables not read (%s)", page_item.source, page_item.page, exc)
+        return []
 
 
 def _alnum(text: str) -> int:

@@ -32,6 +32,7 @@ from ..config import Settings
 from ..errors import DependencyError, InputError
 from ..types import Item, item_id
 from .base import Extracted, Notice, Output, SourceData, each_part
+from .context import identity_line, join_context, stem_words, with_context
 from .items import chunk_items, figure_item, part_hash
 
 __all__ = ["RENDERER_MISSING", "PptxIngester", "renderer_available"]
@@ -104,6 +105,7 @@ class PptxIngester:
             raise InputError(source.name, "empty deck (0 slides)")
         size = (prs.slide_width or 9144000, prs.slide_height or 6858000)
         repeated = _repeated_pictures(slides)
+        identity = _deck_identity(prs, slides, source.filename) if settings.doc_context else None
         with tempfile.TemporaryDirectory(prefix="mmrag-pptx-") as tmp:
             rendered = self._rendered_pages(source, slides, Path(tmp))
             if isinstance(rendered, Notice):
@@ -116,7 +118,7 @@ class PptxIngester:
                     "slide",
                     range(1, len(slides) + 1),
                     lambda n: self._slide(
-                        slides[n - 1], n, source, size, pages, repeated, settings
+                        slides[n - 1], n, source, size, pages, repeated, settings, identity
                     ),
                 )
             finally:
@@ -164,6 +166,7 @@ class PptxIngester:
         pages: tuple[Any, dict[int, int]] | None,
         repeated: set[str],
         settings: Settings,
+        identity: str | None = None,
     ) -> list[Extracted]:
         src = source.name
         text = _slide_text(slide)
@@ -197,7 +200,9 @@ class PptxIngester:
         out += chunk_items(slide_item, text.full, settings.chunk_chars)
         for j, (shape, picture) in enumerate(self._pictures(slide, repeated, settings)):
             out.append(_figure(shape, picture, slide_item, j, source.hash))
-        return out
+        if identity is None:
+            return out
+        return with_context(out, join_context(identity, [text.title]))
 
     def _pictures(
         self, slide: Any, repeated: set[str], settings: Settings
@@ -218,6 +223,15 @@ class PptxIngester:
                 continue
             picture.thumbnail((self.max_side, self.max_side))
             yield shape, picture
+
+
+def _deck_identity(prs: Any, slides: list[Any], filename: str) -> str:
+    """A deck's identity for search: file name words, its title (core properties, or the
+    first slide's title) and subject."""
+    core = prs.core_properties
+    first = _slide_text(slides[0]).title if slides else ""
+    title = _clean(core.title or "") or first
+    return identity_line([stem_words(filename), title, _clean(core.subject or "")])
 
 
 def _open_deck(source: SourceData) -> Any:

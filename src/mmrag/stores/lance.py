@@ -32,11 +32,13 @@ from ..errors import ConfigError, StoreError
 from ..types import Hit, Item, Where
 from . import filters as F
 from .base import query_vector
+from .fts import fts_query
 from .lance_ids import KnownIds
 from .lance_index import IndexPolicy, ensure_fts, optimize_table, probes_per_space
 from .lance_schema import (
     LANCE_FIELDS,
     ROW_COLUMNS,
+    SEARCH_TEXT,
     check_schema,
     chunks,
     ids_sql,
@@ -239,7 +241,8 @@ class LanceStore:
             raise StoreError(f"vector query on {space!r} failed: {e}") from e
 
     def text_query(self, text: str, k: int, where: Where | None = None) -> list[Hit]:
-        """BM25 over item text; rows written since the last index build are searched exactly."""
+        """BM25 over item context and text; rows written since the last index build are
+        searched exactly. The query is normalised like the indexed text (letter/digit split)."""
         sql, rest = split_where(where)
         if not text.strip():
             return []
@@ -248,7 +251,7 @@ class LanceStore:
 
             def run(limit: int) -> pa.Table:
                 q = (
-                    self._table.search(text, query_type="fts", fts_columns="text")
+                    self._table.search(fts_query(text), query_type="fts", fts_columns=SEARCH_TEXT)
                     .select([*ROW_COLUMNS, "_score"])
                     .limit(limit)
                 )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from .lance_schema import VEC_PREFIX, vec_col
+from .lance_schema import SEARCH_TEXT, VEC_PREFIX, vec_col
 
 if TYPE_CHECKING:
     from lancedb.table import Table
@@ -130,13 +130,13 @@ def probes_per_space(table: Table, policy: IndexPolicy) -> dict[str, int]:
 
 
 def ensure_fts(table: Table) -> None:
-    """Build the full-text index on ``text`` unless there is one."""
+    """Build the full-text index on ``search_text`` unless there is one."""
     # Built once; later rows are found by LanceDB's exact scan of unindexed
     # fragments and folded in by optimize().
-    if "text" not in _index_columns(table):
+    if SEARCH_TEXT not in _index_columns(table):
         from lancedb.index import FTS
 
-        table.create_index("text", config=FTS(), replace=True)
+        table.create_index(SEARCH_TEXT, config=FTS(), replace=True)
 
 
 def _ann_plan(
@@ -199,7 +199,8 @@ def optimize_table(table: Table, spaces: Iterable[str], policy: IndexPolicy) -> 
     """
     if table.count_rows() != 0:
         _ensure_scalar_indexes(table)
-        if "text" not in _index_columns(table) and table.count_rows("`text` IS NOT NULL"):
+        has_text = table.count_rows(f"`{SEARCH_TEXT}` IS NOT NULL")
+        if SEARCH_TEXT not in _index_columns(table) and has_text:
             ensure_fts(table)
     indexes = ann_indexes(table)
     plans = {s: _ann_plan(table, s, indexes, policy) for s in spaces}

@@ -26,11 +26,13 @@ import pyarrow as pa
 from ..errors import ConfigError, IndexError_, ModelMismatchError
 from ..types import Hit, Item, Where
 from . import filters as F
+from .fts import search_text
 from .records import item_fields, metadata_json, record_to_item
 
 __all__ = [
     "LANCE_FIELDS",
     "ROW_COLUMNS",
+    "SEARCH_TEXT",
     "VEC_PREFIX",
     "check_schema",
     "chunks",
@@ -55,7 +57,11 @@ _ITEM_COLUMNS: list[pa.Field] = [
     pa.field("page", pa.int64()),
     pa.field("bbox", pa.list_(pa.float64(), 4)),
     pa.field("thumb", pa.string()),
+    pa.field("context", pa.string()),
 ]
+#: What the full-text index covers: context and text, letter/digit runs split (mmrag.stores.fts).
+SEARCH_TEXT = "search_text"
+_SEARCH_TEXT = pa.field(SEARCH_TEXT, pa.string())
 # Metadata keys projected into typed columns so filters on them run inside LanceDB.
 _META_COLUMNS: list[pa.Field] = [
     pa.field("price", pa.float64()),
@@ -71,7 +77,7 @@ _TYPES: dict[str, F.FieldType] = {"page": "int", "price": "float", "tags": "list
 LANCE_FIELDS: dict[str, F.FieldSpec] = {
     f.name: F.FieldSpec(f.name, _TYPES.get(f.name, "str"))
     for f in [*_ITEM_COLUMNS, *_META_COLUMNS]
-    if f.name != "bbox"
+    if f.name not in ("bbox", "context")
 }
 #: The columns an item is read back from (the projected metadata columns are not needed).
 ROW_COLUMNS = [f.name for f in [*_ITEM_COLUMNS, _META_JSON]]
@@ -87,7 +93,7 @@ def vec_col(space: str) -> str:
 def table_schema(spaces: Mapping[str, int]) -> pa.Schema:
     """The table schema for these vector spaces (name -> dimension)."""
     vectors = (pa.field(vec_col(s), pa.list_(pa.float32(), d)) for s, d in spaces.items())
-    return pa.schema([*_ITEM_COLUMNS, *_META_COLUMNS, _META_JSON, *vectors])
+    return pa.schema([*_ITEM_COLUMNS, *_META_COLUMNS, _META_JSON, _SEARCH_TEXT, *vectors])
 
 
 def check_schema(found: pa.Schema, spaces: Mapping[str, int], path: Path) -> None:
@@ -152,6 +158,9 @@ def to_arrow(
             [_meta_projection(it.metadata, f.name, kind) for it in items], type=f.type
         )
     cols["meta"] = meta
+    cols[SEARCH_TEXT] = pa.array(
+        [search_text(it.text, it.context) for it in items], type=_SEARCH_TEXT.type
+    )
     for space, dim in spaces.items():
         cols[vec_col(space)] = _vector_array(space, dim, vectors.get(space), len(items))
     return pa.Table.from_pydict(cols, schema=schema)

@@ -4,7 +4,8 @@ Points are keyed by a UUID derived from our item id (uuid5), and the item travel
 payload (the shared record of :mod:`~mmrag.stores.records`: our id included, metadata
 under ``metadata``), so every filter key is pushed down to Qdrant. Qdrant has no BM25
 here, so :meth:`QdrantStore.text_query` raises :class:`~mmrag.errors.StoreError`; callers
-fuse the vector paths only.
+fuse the vector paths only. An item's ``context`` (what a full-text index would search
+besides its text) is kept in the payload so the item round-trips.
 
 Example::
 

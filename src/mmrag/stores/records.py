@@ -33,6 +33,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "page",
     "bbox",
     "thumb",
+    "context",
     "metadata",
 )
 
@@ -51,6 +52,7 @@ def item_fields(item: Item) -> dict[str, Any]:
         "page": item.page,
         "bbox": [float(x) for x in item.bbox] if item.bbox else None,
         "thumb": item.thumb,
+        "context": item.context,
     }
 
 
@@ -85,4 +87,5 @@ def record_to_item(record: Mapping[str, Any]) -> Item:
         bbox=tuple(bbox) if bbox is not None else None,  # type: ignore[arg-type]
         thumb=record.get("thumb"),
         metadata=record.get("metadata") or {},
+        context=record.get("context"),
     )
