@@ -23,9 +23,12 @@ from .config import Settings
 from .errors import DependencyError, IndexError_, InputError, ModelMismatchError
 from .indexer import Indexer, IndexReport, Progress
 from .ingest.base import Ingester
+from .ingest.catalog import catalog_mapping
 from .ingest.images import open_image
 from .manifest import Manifest
 from .models.base import ImageTextEncoder, TextEncoder
+from .retrieve import products as product_search
+from .retrieve.attributes import ParsedQuery, apply_boosts, parse_query
 from .retrieve.search import Searcher
 from .stores.base import VectorStore
 from .stores.url import parse_store_url
@@ -39,6 +42,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Index",
     "IndexReport",
+    "ParsedQuery",
     "describe_where",
     "open_index",
     "parse_where",
@@ -95,19 +99,26 @@ class Index:
         prune: bool = False,
         force: bool = False,
         progress: Progress | None = None,
+        catalog_map: Mapping[str, str] | None = None,
     ) -> IndexReport:
-        """Index files, folders, globs or URLs; unchanged sources are skipped."""
+        """Index files, folders, globs or URLs; unchanged sources are skipped.
+
+        ``catalog_map`` maps catalog fields to columns (``{"price": "cost"}``) for catalog
+        files whose columns the defaults do not name.
+        """
         if isinstance(targets, (str, Path)):
             targets = [targets]
-        report = self.indexer.run(
-            [str(t) for t in targets],
-            metadata=metadata,
-            prune=prune,
-            force=force,
-            progress=progress,
-        )
+        with catalog_mapping(self.indexer.ingesters, catalog_map):
+            report = self.indexer.run(
+                [str(t) for t in targets],
+                metadata=metadata,
+                prune=prune,
+                force=force,
+                progress=progress,
+            )
         if report.added or report.updated or report.pruned:
             self.store.optimize()
+            product_search.forget_facets(self.path)
         return report
 
     def prune(self) -> int:
@@ -115,6 +126,7 @@ class Index:
         pruned = self.indexer.prune()
         if pruned:
             self.store.optimize()
+            product_search.forget_facets(self.path)
         return pruned
 
     # -- reading --------------------------------------------------------------
@@ -127,10 +139,40 @@ class Index:
         where: Where | None = None,
         min_score: float | None = None,
         paths: Sequence[str] | None = None,
+        parse: bool | None = None,
     ) -> list[Hit]:
-        """Text query -> images and text, fused across retrieval paths."""
+        """Text query -> images and text, fused across retrieval paths.
+
+        On a product index (``parse`` None) or with ``parse=True`` a price range and facet
+        values in the query become filters and boosts (:meth:`parse_query`); ``where`` keys
+        win over parsed ones. A price bound is checked on each hit's product as well.
+        """
         floor = self.settings.min_score if min_score is None else min_score
-        return self.searcher.search(query, k=k, where=where, min_score=floor, paths=paths)
+        parsed = self.parse_query(query) if parse is not False else None
+        boosts: Sequence[tuple[str, Sequence[str]]] = ()
+        if parsed is not None:
+            query, where, boosts = parsed.query, {**parsed.where, **(where or {})}, parsed.boosts
+        # Room for the hits that boosts promote and bound checks drop.
+        fetch = k * 3 if boosts or where else k
+        hits = self.searcher.search(query, k=fetch, where=where, min_score=floor, paths=paths)
+        hits = product_search.enforce_bounds(self.store, hits, where)
+        return apply_boosts(hits, boosts)[:k]
+
+    def parse_query(self, query: str) -> ParsedQuery | None:
+        """The query's price range and facet values (learned from this index's products).
+
+        None on an index without products.
+        """
+        facets = self.facets()
+        return parse_query(query, facets) if facets.get("products") else None
+
+    def facets(self) -> dict[str, Any]:
+        """Facet values of the index's products (colours, categories) and how many products."""
+        return product_search.load_facets(self.store, self.path)
+
+    def products_of(self, items: Sequence[Item]) -> dict[str, Item]:
+        """Each item's product (a product itself, or the product a photo or variant is of)."""
+        return product_search.product_of(self.store, items)
 
     def search_by_image(
         self,

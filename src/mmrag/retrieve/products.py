@@ -1,0 +1,94 @@
+"""Product search around the searcher: learned facets, price bounds held, similar products.
+
+Products are ``product`` items; a variant is a ``product`` whose parent is a product, and a
+photo is an ``image`` whose parent is either (see :mod:`mmrag.ingest.catalog`)::
+
+    facets = load_facets(store, index_dir)          # learned from the products, cached
+    hits = enforce_bounds(store, hits, {"price": Range(lte=60)})
+    products = product_of(store, [h.item for h in hits])   # item id -> its product
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..stores.base import VectorStore
+from ..stores.filters import matches, normalize
+from ..types import Hit, Item, Range, Where
+from .attributes import learn_facets
+
+__all__ = ["FACETS_FILE", "enforce_bounds", "forget_facets", "load_facets", "product_of"]
+
+log = logging.getLogger(__name__)
+
+FACETS_FILE = "facets.json"
+
+
+def load_facets(store: VectorStore, root: Path) -> dict[str, Any]:
+    """The index's facet values (colours, categories) and product count, learned once per write."""
+    path = root / FACETS_FILE
+    try:
+        cached = json.loads(path.read_text())
+        if isinstance(cached, dict):
+            return cached
+    except (OSError, ValueError):
+        pass
+    products = store.find({"kind": "product"})
+    facets: dict[str, Any] = {**learn_facets(products), "products": len(products)}
+    try:
+        path.write_text(json.dumps(facets))
+    except OSError as exc:  # a read-only index still searches
+        log.debug("facets not cached: %s", exc)
+    return facets
+
+
+def forget_facets(root: Path) -> None:
+    """Drop the cached facets (after the index changed)."""
+    (root / FACETS_FILE).unlink(missing_ok=True)
+
+
+def product_of(store: VectorStore, items: Sequence[Item]) -> dict[str, Item]:
+    """Each item's top product (itself, its parent, or its grandparent); others are left out."""
+    chains = _ancestors(store, items)
+    out = {}
+    for item in items:
+        chain = chains.get(item.id) or []
+        top = chain[-1] if chain else item
+        if top.kind == "product":
+            out[item.id] = top
+    return out
+
+
+def enforce_bounds(store: VectorStore, hits: Sequence[Hit], where: Where | None) -> list[Hit]:
+    """Hits whose products (and variants) all hold ``where``'s ranges (the price bound).
+
+    The store filtered each hit's own fields; a photo's copy of its product's price can be
+    older than the product (a sibling file re-indexed), so the product itself is checked.
+    """
+    ranges = {k: v for k, v in (where or {}).items() if isinstance(v, Range)}
+    if not ranges or not hits:
+        return list(hits)
+    cond = normalize(ranges)
+    chain = _ancestors(store, [h.item for h in hits])
+    return [h for h in hits if all(matches(cond, a) for a in chain.get(h.item.id, ()))]
+
+
+def _ancestors(store: VectorStore, items: Sequence[Item]) -> Mapping[str, list[Item]]:
+    """Each item's product ancestors (variant, product) with their current fields."""
+    known = {item.id: item for item in items}
+    for _ in range(2):
+        wanted = {i.parent for i in known.values() if i.parent and i.parent not in known}
+        if wanted:
+            known.update({item.id: item for item in store.get(sorted(wanted))})
+    out: dict[str, list[Item]] = {}
+    for item in items:
+        chain, current = [], item.parent
+        while current and current in known and known[current].kind == "product":
+            chain.append(known[current])
+            current = known[current].parent
+        out[item.id] = chain
+    return out
