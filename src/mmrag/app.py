@@ -150,11 +150,18 @@ class Index:
         floor = self.settings.min_score if min_score is None else min_score
         parsed = self.parse_query(query) if parse is not False else None
         boosts: Sequence[tuple[str, Sequence[str]]] = ()
+        prefer: dict[str, Any] = {}
         if parsed is not None:
-            query, where, boosts = parsed.query, {**parsed.where, **(where or {})}, parsed.boosts
+            query, boosts = parsed.query, parsed.boosts
+            where = {**parsed.where, **(where or {})}
+            prefer = {key: v for key, v in parsed.prefer.items() if key not in where}
         # Room for the hits that boosts promote and bound checks drop.
         fetch = k * 3 if boosts or where else k
-        hits = self.searcher.search(query, k=fetch, where=where, min_score=floor, paths=paths)
+
+        def run(filters: Where | None) -> list[Hit]:
+            return self.searcher.search(query, k=fetch, where=filters, min_score=floor, paths=paths)
+
+        hits = product_search.search_preferring(run, where, prefer)
         hits = product_search.enforce_bounds(self.store, hits, where)
         return apply_boosts(hits, boosts)[:k]
 

@@ -10,7 +10,8 @@ a fixed word list, so "orange" is a colour only in a catalog that has orange thi
     parsed.boosts  # (("categories", ("Hoodies & Sweatshirts",)),)
     hits = apply_boosts(hits, parsed.boosts)
 
-A price bound and a colour the catalog has become filters (a bound is never to be violated);
+A price bound and a colour the catalog has become filters (a bound is never to be violated;
+a colour only excludes products known to have other colours, see ``ParsedQuery.prefer``);
 words that match category segments are ambiguous ("tank" is "Tanks" and "Bras & Tanks", and
 a word of many names) so they stay in the query text and only boost hits in those categories.
 """
@@ -51,6 +52,9 @@ class ParsedQuery:
     where: dict[str, Any] = field(default_factory=dict)
     #: (facet, values): a hit whose facet holds any of the values is boosted.
     boosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Filters on facets some products lack: they exclude items known to differ and keep
+    #: items without the facet (a product without colours is of unknown colour).
+    prefer: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: ``{"query": ..., "where": {...}, "boosts": {...}}``."""
@@ -58,7 +62,8 @@ class ParsedQuery:
         boosts: dict[str, list[str]] = {}
         for facet, values in self.boosts:
             boosts.setdefault(facet, []).extend(v for v in values if v not in boosts.get(facet, []))
-        return {"query": self.query, "where": where, "boosts": boosts}
+        prefer = {k: _plain(v) for k, v in self.prefer.items()}
+        return {"query": self.query, "where": where, "prefer": prefer, "boosts": boosts}
 
 
 def _plain(value: Any) -> Any:
@@ -95,15 +100,18 @@ def parse_query(text: str, facets: Facets) -> ParsedQuery:
     if price is not None:
         where["price"] = price
     boosts = _category_boosts(kept, facets.get("categories", ()))
-    if colors and "colors" in facets.get("complete", ()):
-        where["colors"] = colors[0] if len(colors) == 1 else list(colors)
-    elif colors:  # some products have no colour: a colour can only prefer, not exclude
-        boosts = (("colors", tuple(colors)), *boosts)
-        kept = list(words)
+    prefer: dict[str, Any] = {}
+    if colors:
+        value = colors[0] if len(colors) == 1 else list(colors)
+        if "colors" in facets.get("complete", ()):
+            where["colors"] = value
+        else:  # some products have no colours: keep those, and the word for their text
+            prefer["colors"] = value
+            kept = list(words)
     while kept and kept[-1].lower() in _STOP:  # "tee and" once "and under $90" is gone
         kept.pop()
     query = " ".join(kept).strip() or " ".join(colors) or text.strip()
-    return ParsedQuery(query, where, boosts)
+    return ParsedQuery(query, where, boosts, prefer)
 
 
 def _price(text: str) -> tuple[str, Range | None]:

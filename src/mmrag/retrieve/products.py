@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,14 @@ from ..stores.filters import matches, normalize
 from ..types import Hit, Item, Range, Where
 from .attributes import learn_facets
 
-__all__ = ["FACETS_FILE", "enforce_bounds", "forget_facets", "load_facets", "product_of"]
+__all__ = [
+    "FACETS_FILE",
+    "enforce_bounds",
+    "forget_facets",
+    "load_facets",
+    "product_of",
+    "search_preferring",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,22 @@ def product_of(store: VectorStore, items: Sequence[Item]) -> dict[str, Item]:
         if top.kind == "product":
             out[item.id] = top
     return out
+
+
+def search_preferring(
+    search: Callable[[Where | None], list[Hit]], where: Where | None, prefer: Where
+) -> list[Hit]:
+    """Hits matching ``prefer`` plus hits whose items lack its facets, merged by score.
+
+    ``search(where)`` runs the query; it runs twice when there is something to prefer.
+    """
+    if not prefer:
+        return search(where)
+    inside = search({**(where or {}), **prefer})
+    unknown = [h for h in search(where) if not any(h.item.metadata.get(k) for k in prefer)]
+    merged = {h.item.id: h for h in unknown}
+    merged.update({h.item.id: h for h in inside})
+    return sorted(merged.values(), key=lambda h: -h.score)
 
 
 def enforce_bounds(store: VectorStore, hits: Sequence[Hit], where: Where | None) -> list[Hit]:
