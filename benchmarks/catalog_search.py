@@ -99,7 +99,8 @@ def report(name: str, measure: Callable[[bool], tuple[float, float]]) -> None:
     for parse in (False, True):
         recall, p50 = measure(parse)
         load1 = os.getloadavg()[0]
-        print(f"{name:<16} parse={parse!s:<5} recall@10={recall:.3f}  p50={p50:.1f} ms  load={load1:.2f}")
+        figures = f"recall@10={recall:.3f}  p50={p50:.1f} ms  load={load1:.2f}"
+        print(f"{name:<16} parse={parse!s:<5} {figures}")
 
 
 def main() -> None:

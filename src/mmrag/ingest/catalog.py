@@ -233,5 +233,10 @@ def _load_image(source: str, ref: str, settings: Settings) -> tuple[Any, str, st
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(ref, f"cannot read: {exc.strerror or exc}") from None
-    image = open_image(data, ref, max_pixels=settings.max_image_pixels)
+    try:
+        image = open_image(data, ref, max_pixels=settings.max_image_pixels)
+    except InputError:
+        raise
+    except Exception as exc:  # PIL raises OSError and others on truncated files
+        raise InputError(ref, f"cannot decode image: {exc}") from None
     return image, content_hash(data), location
