@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,6 +31,11 @@ from .common import (
     type=click.Choice(["clip", "text", "bm25"]),
     help="Only these retrieval paths (repeatable) [default: all the index has].",
 )
+@click.option(
+    "--no-parse",
+    is_flag=True,
+    help="Search the query as written (no price ranges or colours read out of it).",
+)
 def search_cmd(
     query: str,
     index_dir: Path | None,
@@ -38,16 +45,32 @@ def search_cmd(
     filters: tuple[str, ...],
     min_score: float | None,
     paths: tuple[str, ...],
+    no_parse: bool,
 ) -> int:
-    """Search images and text with a text QUERY."""
+    """Search images and text with a text QUERY.
+
+    On a product index, "hoodie under $60" or "orange hoodie" become a price range and a
+    colour filter (learned from the catalog); --where wins over them, --no-parse turns it off.
+    """
     where = parse_where(filters)
 
     def body() -> int:
         with open_index(settings=settings_from(index_dir, model), create=False) as index:
+            parsed = None if no_parse else index.parse_query(query)
             hits = index.search(
-                query, k=k, where=where, min_score=min_score, paths=list(paths) or None
+                query,
+                k=k,
+                where=where,
+                min_score=min_score,
+                paths=list(paths) or None,
+                parse=not no_parse,
             )
-            print_hits(hits, as_json, {"paths": list(paths) or list(index.available_paths())})
+            extra: dict[str, Any] = {"paths": list(paths) or list(index.available_paths())}
+            if parsed is not None:
+                extra["parsed"] = parsed.to_dict()
+                if not as_json:
+                    click.echo(f"parsed: {json.dumps(parsed.to_dict())}")
+            print_hits(hits, as_json, extra)
         return EXIT_OK
 
     return run_guarded(as_json, body)
