@@ -251,3 +251,23 @@ def test_columns_can_be_mapped(tmp_path: Path) -> None:
         products = index.store.find({"kind": "product"})
     assert sorted(p.metadata["code"] for p in products) == ["P00", "P01", "P02"]
     assert sorted(p.metadata["price"] for p in products) == [15.0, 32.5, 50.0]
+
+
+def test_similar_products_are_other_products_never_its_own_photos(shop: mmrag.Index) -> None:
+    kinds = _by_kind(shop)
+    p00 = next(p for p in kinds["product"] if p.metadata.get("sku") == "P00" and not p.parent)
+    photo = next(i for i in kinds["image"] if i.parent == p00.id)
+    own = {p00.id} | {p.id for p in kinds["product"] if p.parent == p00.id}
+    for asked in (p00.id, photo.id):
+        hits = shop.similar_products(asked, k=5)
+        assert len(hits) == 5
+        assert all(h.item.kind == "product" and h.item.parent is None for h in hits)
+        assert not own & {h.item.id for h in hits}
+        assert len({h.item.id for h in hits}) == 5
+    text_twin = shop.similar_products(p00.id, k=3)[0].item.metadata["name"]
+    assert "shoe" in text_twin  # the nearest text is another shoe, not a bag
+
+
+def test_similar_products_of_an_unknown_id_is_an_input_error(shop: mmrag.Index) -> None:
+    with pytest.raises(mmrag.InputError):
+        shop.similar_products("nope")

@@ -53,6 +53,12 @@ def test_index_and_search_a_catalog(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, out = run(capsys, "search", "green shoe", *opts)
     assert code == 0 and out.startswith('parsed: {"query": "shoe", "where": {"colors": "Green"}')
 
+    asked = products[0]["id"]
+    code, out = run(capsys, "similar", "--item", asked, *opts, "--json", "-k", "4")
+    similar = json.loads(out)["results"]
+    assert code == 0 and len(similar) == 4
+    assert all(r["kind"] == "product" and r["id"] != asked for r in similar)
+
 
 def test_a_bad_catalog_mapping_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -177,6 +177,10 @@ class Index:
         """Facet values of the index's products (colours, categories) and how many products."""
         return product_search.load_facets(self.store, self.path)
 
+    def similar_products(self, item_id: str, *, k: int = 10) -> list[Hit]:
+        """Other products like the one ``item_id`` is (or is a photo of); never its own photos."""
+        return product_search.similar_products(self.store, item_id, k)
+
     def products_of(self, items: Sequence[Item]) -> dict[str, Item]:
         """Each item's product (a product itself, or the product a photo or variant is of)."""
         return product_search.product_of(self.store, items)

@@ -77,12 +77,13 @@ def search_cmd(
 
 
 @click.command("similar")
-@click.argument("image")
+@click.argument("image", required=False)
+@click.option("--item", "item_id", help="An indexed item's id (a product or photo from a result).")
 @index_options()
 @where_options
 @click.option("--collapse", is_flag=True, help="Show each duplicate picture once.")
 def similar_cmd(
-    image: str,
+    image: str | None,
     index_dir: Path | None,
     model: str | None,
     as_json: bool,
@@ -90,15 +91,27 @@ def similar_cmd(
     filters: tuple[str, ...],
     min_score: float | None,
     collapse: bool,
+    item_id: str | None,
 ) -> int:
-    """Reverse image search: the indexed pictures most like IMAGE (a file)."""
+    """Reverse image search: the indexed pictures most like IMAGE (a file).
+
+    With --item ID instead: other products like that product (or the product of that photo),
+    never its own photos; for an item of no product, the pictures most like it.
+    """
     where = parse_where(filters)
+    if (image is None) == (item_id is None):
+        raise click.UsageError("give either IMAGE or --item ID")
 
     def body() -> int:
         with open_index(settings=settings_from(index_dir, model), create=False) as index:
-            hits = index.search_by_image(
-                Path(image), k=k, where=where, min_score=min_score, collapse=collapse
-            )
+            if item_id is not None and index.products_of(index.get([item_id])):
+                hits = index.similar_products(item_id, k=k)
+            elif item_id is not None:
+                hits = index.similar_to(item_id, k=k, where=where, min_score=min_score)
+            else:
+                hits = index.search_by_image(
+                    Path(str(image)), k=k, where=where, min_score=min_score, collapse=collapse
+                )
             print_hits(hits, as_json)
         return EXIT_OK
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..stores.base import VectorStore
 from ..stores.filters import matches, normalize
 from ..types import Hit, Item, Range, Where
@@ -28,6 +30,7 @@ __all__ = [
     "load_facets",
     "product_of",
     "search_preferring",
+    "similar_products",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,39 @@ def search_preferring(
     merged = {h.item.id: h for h in unknown}
     merged.update({h.item.id: h for h in inside})
     return sorted(merged.values(), key=lambda h: -h.score)
+
+
+def similar_products(store: VectorStore, item_id: str, k: int = 10) -> list[Hit]:
+    """Other products like the one ``item_id`` is (or is a photo or variant of).
+
+    Each of the product's vectors (its text; its photos' and variants' photos' CLIP
+    vectors) asks its space; hits count as their products, ranks are fused (RRF), and
+    the product itself, its variants and its photos are left out.
+    """
+    found = store.get([item_id])
+    if not found:
+        raise InputError(item_id, "no indexed item with this id")
+    product = product_of(store, found).get(item_id, found[0])
+    own = {product.id, *(i.id for i in store.find({"kind": "product", "parent": product.id}))}
+    queries: list[tuple[str, Any]] = []
+    if "text" in store.spaces:
+        queries += [("text", v) for v in store.get_vectors("text", [product.id]).values()]
+    if "clip" in store.spaces:
+        photos = [i.id for i in store.find({"kind": "image", "product": product.id}, limit=8)]
+        queries += [("clip", v) for v in store.get_vectors("clip", photos).values()]
+    scores: dict[str, float] = {}
+    best: dict[str, Hit] = {}
+    for space, vector in queries:
+        hits = store.query(space, vector, k * 8)
+        tops = product_of(store, [h.item for h in hits])
+        ranked = [(tops[h.item.id], h) for h in hits if h.item.id in tops]
+        ranked = [(p, h) for p, h in ranked if p.id not in own]
+        for rank, pid in enumerate(dict.fromkeys(p.id for p, _ in ranked)):
+            scores[pid] = scores.get(pid, 0.0) + 1.0 / (60 + rank)
+        for top, hit in ranked:
+            best.setdefault(top.id, Hit(top, 0.0, via=(space,), evidence=(hit.item,)))
+    order = sorted(scores, key=lambda pid: -scores[pid])[:k]
+    return [replace(best[pid], score=scores[pid]) for pid in order]
 
 
 def enforce_bounds(store: VectorStore, hits: Sequence[Hit], where: Where | None) -> list[Hit]:
