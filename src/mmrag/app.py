@@ -28,7 +28,8 @@ from .ingest.images import open_image
 from .manifest import Manifest
 from .models.base import ImageTextEncoder, TextEncoder
 from .retrieve import products as product_search
-from .retrieve.attributes import ParsedQuery, apply_boosts, parse_query
+from .retrieve.attributes import ParsedQuery, parse_query
+from .retrieve.duplicates import DuplicateGroup, index_duplicates
 from .retrieve.search import Searcher
 from .stores.base import VectorStore
 from .stores.url import parse_store_url
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "DuplicateGroup",
     "Index",
     "IndexReport",
     "ParsedQuery",
@@ -149,27 +151,14 @@ class Index:
         """
         floor = self.settings.min_score if min_score is None else min_score
         parsed = self.parse_query(query) if parse is not False else None
-        boosts: Sequence[tuple[str, Sequence[str]]] = ()
-        prefer: dict[str, Any] = {}
-        if parsed is not None:
-            query, boosts = parsed.query, parsed.boosts
-            where = {**parsed.where, **(where or {})}
-            prefer = {key: v for key, v in parsed.prefer.items() if key not in where}
-        # Room for the hits that boosts promote and bound checks drop.
-        fetch = k * 3 if boosts or where else k
 
-        def run(filters: Where | None) -> list[Hit]:
-            return self.searcher.search(query, k=fetch, where=filters, min_score=floor, paths=paths)
+        def run(text: str, fetch: int, filters: Where | None) -> list[Hit]:
+            return self.searcher.search(text, k=fetch, where=filters, min_score=floor, paths=paths)
 
-        hits = product_search.search_preferring(run, where, prefer)
-        hits = product_search.enforce_bounds(self.store, hits, where)
-        return apply_boosts(hits, boosts)[:k]
+        return product_search.parsed_search(run, self.store, query, k, where, parsed)
 
     def parse_query(self, query: str) -> ParsedQuery | None:
-        """The query's price range and facet values (learned from this index's products).
-
-        None on an index without products.
-        """
+        """The query's price range and facet values (None on an index without products)."""
         facets = self.facets()
         return parse_query(query, facets) if facets.get("products") else None
 
@@ -180,6 +169,14 @@ class Index:
     def similar_products(self, item_id: str, *, k: int = 10) -> list[Hit]:
         """Other products like the one ``item_id`` is (or is a photo of); never its own photos."""
         return product_search.similar_products(self.store, item_id, k)
+
+    def duplicates(
+        self, *, threshold: float = 0.95, sheet_dir: Path | None = None
+    ) -> list[tuple[DuplicateGroup, Path | None]]:
+        """Groups of exact and near-duplicate pictures, with a contact sheet each if asked."""
+        return index_duplicates(
+            self.store, self.load_image, threshold=threshold, sheet_dir=sheet_dir
+        )
 
     def products_of(self, items: Sequence[Item]) -> dict[str, Item]:
         """Each item's product (a product itself, or the product a photo or variant is of)."""

@@ -21,13 +21,14 @@ from ..errors import InputError
 from ..stores.base import VectorStore
 from ..stores.filters import matches, normalize
 from ..types import Hit, Item, Range, Where
-from .attributes import learn_facets
+from .attributes import ParsedQuery, apply_boosts, learn_facets
 
 __all__ = [
     "FACETS_FILE",
     "enforce_bounds",
     "forget_facets",
     "load_facets",
+    "parsed_search",
     "product_of",
     "search_preferring",
     "similar_products",
@@ -71,6 +72,31 @@ def product_of(store: VectorStore, items: Sequence[Item]) -> dict[str, Item]:
         if top.kind == "product":
             out[item.id] = top
     return out
+
+
+def parsed_search(
+    run: Callable[[str, int, Where | None], list[Hit]],
+    store: VectorStore,
+    query: str,
+    k: int,
+    where: Where | None,
+    parsed: ParsedQuery | None,
+) -> list[Hit]:
+    """``run(query, k, where)`` with the parse applied: filters, preferences, boosts, bounds.
+
+    Keys of ``where`` win over parsed ones.
+    """
+    boosts: Sequence[tuple[str, Sequence[str]]] = ()
+    prefer: dict[str, Any] = {}
+    if parsed is not None:
+        query, boosts = parsed.query, parsed.boosts
+        where = {**parsed.where, **(where or {})}
+        prefer = {key: v for key, v in parsed.prefer.items() if key not in where}
+    # Room for the hits that boosts promote and bound checks drop.
+    fetch = k * 3 if boosts or where else k
+    hits = search_preferring(lambda filters: run(query, fetch, filters), where, prefer)
+    hits = enforce_bounds(store, hits, where)
+    return apply_boosts(hits, boosts)[:k]
 
 
 def search_preferring(
