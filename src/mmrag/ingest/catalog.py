@@ -180,7 +180,8 @@ class CatalogIngester:
             return
         for problem in problems:
             yield Skipped(source, f"row {number}", problem)
-        yield Extracted(owner)
+        # The first photo's thumbnail (blob key = its content hash) pictures the product.
+        yield Extracted(owner.with_(thumb=photos[0].item.content_hash))
         yield from photos
 
 
