@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from mmrag.retrieve.attributes import apply_boosts, learn_facets, parse_query
@@ -79,3 +81,27 @@ def test_boosts_reorder_hits_by_the_share_of_facets_matched() -> None:
     assert [h.item.id for h in boosted] == ["tank", "tee"]
     assert boosted[0].score == pytest.approx(0.8 * 1.5)
     assert apply_boosts(hits, []) == hits
+
+
+class _Items:
+    """Just enough of a store for the bound check: items by id."""
+
+    def __init__(self, *items: Item) -> None:
+        self.items = {i.id: i for i in items}
+
+    def get(self, ids: list[str]) -> list[Item]:
+        return [self.items[i] for i in ids if i in self.items]
+
+
+def test_a_stale_photo_price_cannot_break_the_bound() -> None:
+    from mmrag.retrieve.products import enforce_bounds
+
+    product = Item("p", "product", "s", metadata={"price": 100.0})
+    variant = Item("v", "product", "s", parent="p", metadata={"price": 100.0})
+    stale = Item("i", "image", "s", parent="v", metadata={"price": 50.0})  # copied before
+    cheap = Item("q", "product", "s", metadata={"price": 20.0})
+    store: Any = _Items(product, variant, stale, cheap)
+    hits = [Hit(stale, 0.9), Hit(product, 0.8), Hit(cheap, 0.5)]
+    kept = enforce_bounds(store, hits, {"price": Range(lte=60)})
+    assert [h.item.id for h in kept] == ["q"]
+    assert enforce_bounds(store, hits, {"kind": "image"}) == hits  # no range: nothing to check

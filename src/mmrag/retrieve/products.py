@@ -159,7 +159,13 @@ def enforce_bounds(store: VectorStore, hits: Sequence[Hit], where: Where | None)
         return list(hits)
     cond = normalize(ranges)
     chain = _ancestors(store, [h.item for h in hits])
-    return [h for h in hits if all(matches(cond, a) for a in chain.get(h.item.id, ()))]
+    # A product hit is checked too: a unit built from its photo was not filtered itself.
+    return [
+        h
+        for h in hits
+        if all(matches(cond, a) for a in chain.get(h.item.id, ()))
+        and (h.item.kind != "product" or matches(cond, h.item))
+    ]
 
 
 def _ancestors(store: VectorStore, items: Sequence[Item]) -> Mapping[str, list[Item]]:
