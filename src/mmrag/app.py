@@ -9,7 +9,6 @@ hits = index.search("a red bicycle", k=5)
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -24,9 +23,14 @@ from .config import Settings
 from .errors import DependencyError, IndexError_, InputError, ModelMismatchError
 from .indexer import Indexer, IndexReport, Progress
 from .ingest.base import Ingester
+from .ingest.catalog import catalog_mapping
 from .ingest.images import open_image
 from .manifest import Manifest
+from .meta import SCHEMA_VERSION, chosen_models, read_meta, write_meta
 from .models.base import ImageTextEncoder, TextEncoder
+from .retrieve import products as product_search
+from .retrieve.attributes import ParsedQuery, parse_query
+from .retrieve.duplicates import DuplicateGroup, index_duplicates
 from .retrieve.search import Searcher
 from .stores.base import VectorStore
 from .stores.url import parse_store_url
@@ -38,21 +42,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "DuplicateGroup",
     "Index",
     "IndexReport",
+    "ParsedQuery",
     "describe_where",
     "open_index",
     "parse_where",
 ]
 
 log = logging.getLogger(__name__)
-
-#: 2: items carry a typed ``role`` (caption, ocr, chunk, ...), a column of its own.
-#: 3: items carry their ``context``; full text indexes ``search_text`` (context + text).
-SCHEMA_VERSION = 3
-_META = "mmrag.json"
-#: ``--model none`` builds an index without CLIP (text paths only).
-NO_CLIP = ("none", "")
 
 
 class Index:
@@ -97,19 +96,26 @@ class Index:
         prune: bool = False,
         force: bool = False,
         progress: Progress | None = None,
+        catalog_map: Mapping[str, str] | None = None,
     ) -> IndexReport:
-        """Index files, folders, globs or URLs; unchanged sources are skipped."""
+        """Index files, folders, globs or URLs; unchanged sources are skipped.
+
+        ``catalog_map`` maps catalog fields to columns (``{"price": "cost"}``) for catalog
+        files whose columns the defaults do not name.
+        """
         if isinstance(targets, (str, Path)):
             targets = [targets]
-        report = self.indexer.run(
-            [str(t) for t in targets],
-            metadata=metadata,
-            prune=prune,
-            force=force,
-            progress=progress,
-        )
+        with catalog_mapping(self.indexer.ingesters, catalog_map):
+            report = self.indexer.run(
+                [str(t) for t in targets],
+                metadata=metadata,
+                prune=prune,
+                force=force,
+                progress=progress,
+            )
         if report.added or report.updated or report.pruned:
             self.store.optimize()
+            product_search.forget_facets(self.path)
         return report
 
     def prune(self) -> int:
@@ -117,6 +123,7 @@ class Index:
         pruned = self.indexer.prune()
         if pruned:
             self.store.optimize()
+            product_search.forget_facets(self.path)
         return pruned
 
     # -- reading --------------------------------------------------------------
@@ -129,11 +136,47 @@ class Index:
         where: Where | None = None,
         min_score: float | None = None,
         paths: Sequence[str] | None = None,
+        parse: bool | None = None,
     ) -> list[Hit]:
-        """Text query -> images and text, fused across retrieval paths."""
+        """Text query -> images and text, fused across retrieval paths.
+
+        On a product index (``parse`` None) or with ``parse=True`` a price range and facet
+        values in the query become filters and boosts (:meth:`parse_query`); ``where`` keys
+        win over parsed ones. A price bound is checked on each hit's product as well.
+        """
         floor = self.settings.min_score if min_score is None else min_score
         where = self._documents_checked(where)
-        return self.searcher.search(query, k=k, where=where, min_score=floor, paths=paths)
+        parsed = self.parse_query(query) if parse is not False else None
+
+        def run(text: str, fetch: int, filters: Where | None) -> list[Hit]:
+            return self.searcher.search(text, k=fetch, where=filters, min_score=floor, paths=paths)
+
+        return product_search.parsed_search(run, self.store, query, k, where, parsed)
+
+    def parse_query(self, query: str) -> ParsedQuery | None:
+        """The query's price range and facet values (None on an index without products)."""
+        facets = self.facets()
+        return parse_query(query, facets) if facets.get("products") else None
+
+    def facets(self) -> dict[str, Any]:
+        """Facet values of the index's products (colours, categories) and how many products."""
+        return product_search.load_facets(self.store, self.path)
+
+    def similar_products(self, item_id: str, *, k: int = 10) -> list[Hit]:
+        """Other products like the one ``item_id`` is (or is a photo of); never its own photos."""
+        return product_search.similar_products(self.store, item_id, k)
+
+    def duplicates(
+        self, *, threshold: float = 0.95, sheet_dir: Path | None = None
+    ) -> list[tuple[DuplicateGroup, Path | None]]:
+        """Groups of exact and near-duplicate pictures, with a contact sheet each if asked."""
+        return index_duplicates(
+            self.store, self.load_image, threshold=threshold, sheet_dir=sheet_dir
+        )
+
+    def products_of(self, items: Sequence[Item]) -> dict[str, Item]:
+        """Each item's product (a product itself, or the product a photo or variant is of)."""
+        return product_search.product_of(self.store, items)
 
     def search_by_image(
         self,
@@ -308,23 +351,6 @@ _KINDS = ("image", "page", "figure", "slide", "text", "product")
 # -- wiring ---------------------------------------------------------------------
 
 
-def read_meta(path: Path) -> dict[str, Any] | None:
-    """The index's recorded models and schema, or None for a new index."""
-    try:
-        return json.loads((path / _META).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise IndexError_(f"index metadata {path / _META} is unreadable: {exc}") from None
-
-
-def _write_meta(path: Path, meta: Mapping[str, Any]) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / (_META + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    tmp.replace(path / _META)
-
-
 def open_index(
     path: str | Path | None = None,
     *,
@@ -357,7 +383,7 @@ def open_index(
         )
     store_url = parse_store_url(settings.store_url(), default_dir=root / "store")
     explicit = {"model", "text_model"} & (settings.model_fields_set | set(overrides))
-    clip_model, text_model, mismatch = _models(settings, meta, explicit)
+    clip_model, text_model, mismatch = chosen_models(settings, meta, explicit)
     if mismatch and not reembed:
         assert meta is not None
         raise ModelMismatchError(
@@ -382,26 +408,13 @@ def open_index(
         "spaces": spaces,
     }
     if meta != new_meta:
-        _write_meta(root, new_meta)
+        write_meta(root, new_meta)
     index = _assemble(
         settings.model_copy(update={"model": clip_model or "none"}), store, clip, text
     )
     if mismatch:
         _reembed(index)
     return index
-
-
-def _models(
-    settings: Settings, meta: Mapping[str, Any] | None, explicit: set[str]
-) -> tuple[str | None, str, bool]:
-    """The (CLIP, text) model specs to use, and whether they differ from the recorded ones."""
-    clip = _clip_spec(_chosen(settings.model, meta, "clip_model", "model" in explicit))
-    asked = _chosen(settings.text_model, meta, "text_model", "text_model" in explicit)
-    text = registry.text_encoders.canonical(asked or settings.text_model)
-    if meta is None:
-        return clip, text, False
-    recorded = (_clip_spec(meta.get("clip_model")), _text_spec(meta.get("text_model")))
-    return clip, text, recorded != (clip, text)
 
 
 def _assemble(
@@ -434,31 +447,12 @@ def _ingesters() -> list[Ingester]:
     return found
 
 
-def _clip_spec(spec: str | None) -> str | None:
-    """The CLIP model spec as recorded; None for a text-only index."""
-    if spec is None or spec.strip().lower() in NO_CLIP:
-        return None
-    return registry.image_text_encoders.canonical(spec)
-
-
-def _text_spec(spec: str | None) -> str | None:
-    """The text model spec as recorded."""
-    return None if spec is None else registry.text_encoders.canonical(spec)
-
-
 def _build_encoder(backends: registry.Registry[Any], spec: str | None, settings: Settings) -> Any:
     """The encoder ``[BACKEND:]MODEL`` names, from its backend's ``from_settings``."""
     if spec is None:
         return None
     backend, model = backends.split(spec)
     return backends.load(backend)(model, settings)
-
-
-def _chosen(asked: str, meta: Mapping[str, Any] | None, key: str, explicit: bool) -> str | None:
-    """The recorded model unless one was asked for explicitly (or the index is new)."""
-    if meta is not None and not explicit:
-        return meta.get(key)
-    return asked
 
 
 def _reembed(index: Index) -> None:

@@ -137,6 +137,7 @@ ingesters: Registry[Any] = Registry("ingester")
 ingesters.register("image", "mmrag.ingest.images:ImageIngester")
 ingesters.register("pdf", "mmrag.ingest.pdf:PdfIngester", extra="pdf")
 ingesters.register("pptx", "mmrag.ingest.pptx:PptxIngester", extra="pptx")
+ingesters.register("catalog", "mmrag.ingest.catalog:CatalogIngester")
 
 #: Answer clients by provider; ``factory(settings, model, base_url)``.
 answerers: Registry[Any] = Registry("answer provider")

@@ -62,12 +62,16 @@ def create_app(index: Index) -> Any:
         where: Annotated[list[str] | None, Query()] = None,
         min_score: float | None = None,
         path: Annotated[list[str] | None, Query()] = None,
+        parse: bool = True,
     ) -> dict[str, Any]:
-        """Text query -> images and text, fused across retrieval paths."""
+        """Text query -> images and text, fused; on a product index prices/colours parsed."""
+        filters = index.parse_where(where or [])
         hits = index.search(
-            q, k=k, where=index.parse_where(where or []), min_score=min_score, paths=path or None
+            q, k=k, where=filters, min_score=min_score, paths=path or None, parse=parse
         )
-        return {"results": [hit.to_dict() for hit in hits]}
+        parsed = index.parse_query(q) if parse else None
+        extra = {"parsed": parsed.to_dict()} if parsed is not None else {}
+        return {"results": [hit.to_dict() for hit in hits], **extra}
 
     @app.post("/api/similar")
     async def similar(
@@ -87,9 +91,12 @@ def create_app(index: Index) -> Any:
 
     @app.get("/api/items/{item_id}/similar")
     def similar_to_item(item_id: str, k: int = Query(default=10, ge=1, le=200)) -> dict[str, Any]:
-        """Items that look like an indexed item (its stored CLIP vector; nothing re-encoded)."""
+        """Other products like a product (or its photo); else items that look like the item."""
         try:
-            hits = index.similar_to(item_id, k=k)
+            if index.products_of(index.get([item_id])):
+                hits = index.similar_products(item_id, k=k)
+            else:
+                hits = index.similar_to(item_id, k=k)
         except InputError:
             raise HTTPException(404, f"no item {item_id!r} with an image vector") from None
         return {"results": [hit.to_dict() for hit in hits]}

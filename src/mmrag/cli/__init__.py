@@ -14,6 +14,7 @@ import click
 from .. import __version__
 from .ask_cmd import ask_cmd
 from .common import EXIT_ERROR
+from .dedup_cmd import dedup_cmd
 from .demo_cmd import demo_cmd
 from .eval_cmd import eval_cmd
 from .index_cmds import index_cmd, stats_cmd
@@ -38,6 +39,7 @@ for command in (
     eval_cmd,
     serve_cmd,
     demo_cmd,
+    dedup_cmd,
 ):
     cli.add_command(command)
 

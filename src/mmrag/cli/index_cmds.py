@@ -42,6 +42,12 @@ def _parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
     help="The index was built with another model: re-embed everything with --model.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--catalog-map",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Catalog files: the column holding FIELD (id, name, price, image, ...).",
+)
 def index_cmd(
     targets: tuple[str, ...],
     index_dir: Path | None,
@@ -52,15 +58,25 @@ def index_cmd(
     force: bool,
     reembed: bool,
     no_progress: bool,
+    catalog_map: tuple[str, ...],
 ) -> int:
-    """Index files, folders (recursive), globs and URLs (or .urls lists)."""
+    """Index files, folders (recursive), globs and URLs (or .urls lists).
+
+    Tabular files (.csv, .jsonl, .parquet) are product catalogs: one row, one product.
+    """
     metadata = _parse_meta(meta)
+    columns = _parse_pairs(catalog_map, "--catalog-map")
 
     def body() -> int:
         with open_index(settings=settings_from(index_dir, model), reembed=reembed) as index:
             bar = None if (as_json or no_progress) else _progress_bar()
             report = index.add(
-                list(targets), metadata=metadata, prune=prune, force=force, progress=bar
+                list(targets),
+                metadata=metadata,
+                prune=prune,
+                force=force,
+                progress=bar,
+                catalog_map=columns,
             )
             if bar is not None:
                 bar.close()  # type: ignore[attr-defined]
@@ -81,6 +97,17 @@ def index_cmd(
         return EXIT_PARTIAL if report.failed else EXIT_OK
 
     return run_guarded(as_json, body)
+
+
+def _parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
+    """``FIELD=COLUMN`` pairs as a dict; a pair without ``=`` is a usage error."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise click.BadParameter(f"{pair!r} is not FIELD=COLUMN", param_hint=option)
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _progress_bar() -> Any:

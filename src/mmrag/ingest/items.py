@@ -19,6 +19,7 @@ from typing import Any
 
 from ..types import Item, content_hash, item_id
 from .base import Extracted
+from .catalog_rows import CatalogRow, split_category
 from .chunk import chunk_text
 from .figures import Rect, rect_union
 
@@ -29,7 +30,13 @@ __all__ = [
     "image_item",
     "ocr_item",
     "part_hash",
+    "product_id",
+    "product_image_item",
+    "product_item",
 ]
+
+#: Metadata a product's photos copy from it, so filters hold on whichever item matched.
+PRODUCT_FILTER_KEYS = ("name", "price", "currency", "category", "categories", "colors", "tags")
 
 
 def part_hash(base_hash: str, *parts: object) -> str:
@@ -175,3 +182,89 @@ def ocr_item(
         metadata={"ocr": True, "chunk": n, "ocr_score": round(score, 4)},
     )
     return Extracted(item)
+
+
+def product_id(namespace: str, key: str, *, variant: bool = False) -> str:
+    """The item id of the product (or variant) with catalog id ``key`` in a catalog folder."""
+    return item_id(namespace, "variant" if variant else "product", key)
+
+
+def product_item(
+    source: str,
+    namespace: str,
+    row: CatalogRow,
+    *,
+    parent: CatalogRow | None = None,
+    colors: tuple[str, ...] = (),
+) -> Item:
+    """A catalog row as a ``product`` item; a variant row (``parent`` given) under its product.
+
+    A variant inherits what it does not say itself (price, category, tags) from its product.
+    """
+    base = parent or row
+    price = row.price if row.price is not None else base.price
+    category_text = row.category or base.category or ""
+    category, segments = split_category(category_text)
+    meta: dict[str, Any] = {
+        **{k: v for k, v in base.attributes.items() if parent is not None},
+        **row.attributes,
+        base.id_column: base.key,
+        "id_field": base.id_column,
+        "name": row.name,
+        "price": price,
+        "currency": row.currency or base.currency,
+        "category": category,
+        "categories": list(segments),
+        "colors": list(colors),
+        "tags": list(row.tags or base.tags),
+    }
+    if parent is not None:
+        meta["variant"] = True
+        meta["variant_id"] = row.key
+    meta = {k: v for k, v in meta.items() if v is not None}
+    text = _product_text(row.name, category_text, colors, meta, row.description or base.description)
+    return Item(
+        id=product_id(namespace, row.key, variant=parent is not None),
+        kind="product",
+        source=source,
+        content_hash=content_hash(repr(sorted(meta.items())).encode() + text.encode()),
+        parent=product_id(namespace, base.key) if parent is not None else None,
+        text=text,
+        metadata=meta,
+    )
+
+
+def _product_text(
+    name: str, category: str, colors: Sequence[str], meta: Mapping[str, Any], description: str
+) -> str:
+    """What a product's text vector and BM25 see: the name first (MiniLM reads 256 tokens)."""
+    _, segments = split_category(category)
+    lines = [name]
+    if segments:
+        lines.append("Category: " + ", ".join(segments))
+    if colors:
+        lines.append("Colour: " + ", ".join(colors))
+    if meta.get("tags"):
+        lines.append("Tags: " + ", ".join(meta["tags"]))
+    if description:
+        lines.append(description)
+    return "\n".join(lines)
+
+
+def product_image_item(
+    owner: Item, location: str, file_hash: str, *, metadata: Mapping[str, Any]
+) -> Item:
+    """A product's (or variant's) photo at ``location``, under it, with its filterable fields."""
+    copied = {k: owner.metadata[k] for k in PRODUCT_FILTER_KEYS if k in owner.metadata}
+    id_field = owner.metadata.get("id_field")
+    if id_field:
+        copied[id_field] = owner.metadata[id_field]
+    product = owner.parent or owner.id
+    return Item(
+        id=item_id(owner.id, "image", location),
+        kind="image",
+        source=location,
+        content_hash=file_hash,
+        parent=owner.id,
+        metadata={**copied, **metadata, "product": product},
+    )

@@ -1,0 +1,76 @@
+"""What an index records about itself (``mmrag.json``): schema version and the models that
+built it, and which models to open it with.
+
+meta = read_meta(Path("my-index"))        # None for a new index
+clip, text, mismatch = chosen_models(settings, meta, explicit={"model"})
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from .config import Settings
+from .errors import IndexError_
+
+__all__ = ["NO_CLIP", "SCHEMA_VERSION", "chosen_models", "read_meta", "write_meta"]
+
+#: 2: items carry a typed ``role`` (caption, ocr, chunk, ...), a column of its own.
+#: 3: items carry their ``context``; full text indexes ``search_text`` (context + text).
+SCHEMA_VERSION = 3
+_META = "mmrag.json"
+#: ``--model none`` builds an index without CLIP (text paths only).
+NO_CLIP = ("none", "")
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """The index's recorded models and schema, or None for a new index."""
+    try:
+        return json.loads((path / _META).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise IndexError_(f"index metadata {path / _META} is unreadable: {exc}") from None
+
+
+def write_meta(path: Path, meta: Mapping[str, Any]) -> None:
+    """Record ``meta`` atomically (written aside, then renamed)."""
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / (_META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    tmp.replace(path / _META)
+
+
+def chosen_models(
+    settings: Settings, meta: Mapping[str, Any] | None, explicit: set[str]
+) -> tuple[str | None, str, bool]:
+    """The (CLIP, text) model specs to use, and whether they differ from the recorded ones."""
+    clip = _clip_spec(_chosen(settings.model, meta, "clip_model", "model" in explicit))
+    asked = _chosen(settings.text_model, meta, "text_model", "text_model" in explicit)
+    text = registry.text_encoders.canonical(asked or settings.text_model)
+    if meta is None:
+        return clip, text, False
+    recorded = (_clip_spec(meta.get("clip_model")), _text_spec(meta.get("text_model")))
+    return clip, text, recorded != (clip, text)
+
+
+def _clip_spec(spec: str | None) -> str | None:
+    """The CLIP model spec as recorded; None for a text-only index."""
+    if spec is None or spec.strip().lower() in NO_CLIP:
+        return None
+    return registry.image_text_encoders.canonical(spec)
+
+
+def _text_spec(spec: str | None) -> str | None:
+    """The text model spec as recorded."""
+    return None if spec is None else registry.text_encoders.canonical(spec)
+
+
+def _chosen(asked: str, meta: Mapping[str, Any] | None, key: str, explicit: bool) -> str | None:
+    """The recorded model unless one was asked for explicitly (or the index is new)."""
+    if meta is not None and not explicit:
+        return meta.get(key)
+    return asked
