@@ -82,7 +82,9 @@ def _filing(path: Path, long_rows: int = 0) -> Path:
 
 
 def _extract(path: Path, **settings: object) -> list[Item]:
-    out = PdfIngester().extract(SourceData.read(path), Settings(ocr=False, **settings))
+    """Items of one PDF; tables are opt-in (slow), so these tests turn them on."""
+    chosen: dict[str, object] = {"ocr": False, "tables": True, **settings}
+    out = PdfIngester().extract(SourceData.read(path), Settings(**chosen))
     return [e.item for e in out if isinstance(e, Extracted)]
 
 
