@@ -16,12 +16,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_CLIP_MODEL", "DEFAULT_TEXT_MODEL", "Precision", "Settings"]
+__all__ = ["DEFAULT_CLIP_MODEL", "DEFAULT_TEXT_MODEL", "Precision", "Settings", "TextPrecision"]
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
+TextPrecision = Literal["auto", "fp32", "bf16", "int8"]
 
 
 class Settings(BaseSettings):
@@ -37,7 +38,11 @@ class Settings(BaseSettings):
     model: str = Field(default=DEFAULT_CLIP_MODEL, description="CLIP hub id or path; 'none'")
     text_model: str = Field(default=DEFAULT_TEXT_MODEL, description="[BACKEND:]MODEL")
     device: str = "auto"
+    # auto: bf16 where the CPU runs it natively (AMX/AVX512-BF16), fp16 on CUDA, else fp32;
+    # int8: dynamic quantisation of the linear layers, opt-in (CPU only).
     precision: Precision = "auto"
+    # The text encoder's precision for passages and queries; same rules as precision.
+    text_precision: TextPrecision = "auto"
     batch_size: int = Field(default=32, ge=1)
     workers: int = Field(default=0, ge=0, description="decode processes; 0 = one per core")
     hf_offline: bool = Field(
