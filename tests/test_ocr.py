@@ -122,7 +122,9 @@ def _photo_like(seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:480, 0:640].astype(np.float32)
     channels = [
-        128 + 100 * np.sin(x / rng.uniform(40, 120) + rng.uniform(0, 6))
+        128
+        + 100
+        * np.sin(x / rng.uniform(40, 120) + rng.uniform(0, 6))
         * np.cos(y / rng.uniform(40, 120))
         for _ in range(3)
     ]
