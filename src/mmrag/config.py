@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # The text encoder's precision for passages and queries; same rules as precision.
     text_precision: TextPrecision = "auto"
     batch_size: int = Field(default=32, ge=1)
+    # Text towers exported to ONNX (when the torch model first loads) so that later queries
+    # skip importing torch; keyed by the model's files. None turns it off.
+    onnx_cache: Path | None = Path("~/.cache/mmrag/onnx")
     workers: int = Field(default=0, ge=0, description="decode processes; 0 = one per core")
     hf_offline: bool = Field(
         default=False, description="never contact a model hub; load from local files only"

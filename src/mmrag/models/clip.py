@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from PIL import Image, ImageOps
 from mmrag.errors import ConfigError, InputError, ModelLoadError
 from mmrag.imaging import preprocess_image
 from mmrag.models import precision as _prec
+from mmrag.models.onnx_text import OnnxTextTower, export_clip_text, model_key
 from mmrag.models.precision import PRECISIONS as _PRECISIONS
 from mmrag.models.precision import call_threads, cpu_supports_bf16, torch_dtype, torch_threads
 
@@ -48,6 +50,8 @@ __all__ = [
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+_log = logging.getLogger(__name__)
+_CPU = ("auto", "cpu")
 _LOCAL_HINT = (
     "To use a local copy, download the checkpoint where a network is available "
     "(e.g. `hf download <id> --local-dir DIR`) and pass --model /path/to/dir "
@@ -198,6 +202,7 @@ class ClipEncoder:
         offline: bool = False,
         *,
         num_threads: int | None = None,
+        onnx_cache: Path | None = None,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ConfigError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
@@ -207,6 +212,8 @@ class ClipEncoder:
         self.batch_size = batch_size
         self.offline = offline
         self.num_threads = num_threads
+        self.onnx_cache = onnx_cache.expanduser() if onnx_cache else None
+        self._onnx: OnnxTextTower | None = None
         self._device_setting = device
         self._precision_setting = precision
         self._device: str | None = None
@@ -226,6 +233,7 @@ class ClipEncoder:
             precision=settings.precision,
             batch_size=settings.batch_size,
             offline=settings.hf_offline,
+            onnx_cache=settings.onnx_cache,
         )
 
     def __repr__(self) -> str:
@@ -236,7 +244,7 @@ class ClipEncoder:
         if self._meta is None:
             self._meta = self._meta_without_loading()
         state = dict(self.__dict__)
-        state.update(_model=None, _tokenizer=None, _lock=None)
+        state.update(_model=None, _tokenizer=None, _lock=None, _onnx=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -333,6 +341,31 @@ class ClipEncoder:
             self._max_text_len = min(limits)
             self._tokenizer = tokenizer
             self._model = model
+            self._export_onnx(local_dir)
+
+    def _onnx_target(self, local_dir: Path | None) -> Path | None:
+        """Where the ONNX text tower of a local checkpoint lives; None for hub ids or GPUs."""
+        if self.onnx_cache is None or local_dir is None or self._device_setting not in _CPU:
+            return None
+        return self.onnx_cache / model_key(local_dir, "clip")
+
+    def _export_onnx(self, local_dir: Path | None) -> None:
+        """Export the fp32 text tower for torch-free queries, once per checkpoint files."""
+        target = self._onnx_target(local_dir)
+        if target is None or target.exists():
+            return
+        try:
+            export_clip_text(str(local_dir), self._max_text_len, target)
+        except Exception as exc:  # an export is an optimisation: never fail the load over it
+            _log.warning("ONNX export of %s skipped: %s", self.model_id, exc)
+
+    def _query_tower(self, texts: list[str]) -> OnnxTextTower | None:
+        """The exported tower for a few query texts while torch is not loaded, if any."""
+        if self._model is not None or len(texts) > _prec.QUERY_BATCH:
+            return None
+        if self._onnx is None and (target := self._onnx_target(self._local_dir())) is not None:
+            self._onnx = OnnxTextTower.find(target.parent, target.name)
+        return self._onnx
 
     def _local_only(self, local_dir: Path | None) -> bool:
         """Load from local files only: a directory, offline mode, or no reachable hub."""
@@ -418,6 +451,8 @@ class ClipEncoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if (tower := self._query_tower(texts)) is not None:
+            return tower.encode(texts)
         self._load()
         import torch
 
