@@ -68,3 +68,12 @@ def test_without_a_cache_queries_use_torch(tmp_path: Path) -> None:
     enc = ClipEncoder(str(model_dir), device="cpu", precision="fp32")
     enc.encode_texts(["a dog"])
     assert enc.loaded and not (tmp_path / "onnx").exists()
+
+
+def test_the_onnx_cache_can_be_turned_off_by_setting(tmp_path: Path) -> None:
+    from mmrag.config import Settings
+
+    assert Settings(onnx_cache="none").onnx_cache is None
+    assert Settings(onnx_cache="").onnx_cache is None
+    enc = ClipEncoder.from_settings(str(tmp_path), Settings(onnx_cache=str(tmp_path / "c")))
+    assert enc.onnx_cache == tmp_path / "c"

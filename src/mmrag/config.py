@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     text_precision: TextPrecision = "auto"
     batch_size: int = Field(default=32, ge=1)
     # Text towers exported to ONNX (when the torch model first loads) so that later queries
-    # skip importing torch; keyed by the model's files. None turns it off.
+    # skip importing torch; keyed by the model's files. None (MMRAG_ONNX_CACHE=none) turns it off.
     onnx_cache: Path | None = Path("~/.cache/mmrag/onnx")
     workers: int = Field(default=0, ge=0, description="decode processes; 0 = one per core")
     hf_offline: bool = Field(
@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="http(s) URL, or a local path")
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = "mmrag"
+
+    @field_validator("onnx_cache", mode="before")
+    @classmethod
+    def _off_words(cls, value: object) -> object:
+        """'', 'none', 'off' and 'false' turn the ONNX cache off."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off", "false"):
+            return None
+        return value
 
     def store_url(self) -> str:
         """``store`` as a URL: the older ``store="qdrant"`` + ``qdrant_url`` form translated."""
