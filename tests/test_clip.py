@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
 from mmrag.errors import InputError, ModelLoadError
-from mmrag.models import clip as clip_module
+from mmrag.models import precision as precision_module
 from mmrag.models.base import ImageTextEncoder
 from mmrag.models.clip import ClipEncoder, load_for_model, preprocess_image
 from mmrag.testing import make_tiny_clip
@@ -181,9 +181,9 @@ def test_auto_precision_uses_bf16_only_where_the_cpu_runs_it_natively(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert ClipEncoder(str(model_dir), device="cpu", precision="fp32").precision == "fp32"
-    monkeypatch.setattr(clip_module, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: True)
     assert ClipEncoder(str(model_dir), device="cpu").precision == "bf16"
-    monkeypatch.setattr(clip_module, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: False)
     assert ClipEncoder(str(model_dir), device="cpu").precision == "fp32"
     assert ClipEncoder(str(model_dir), device="cuda").precision == "fp16"
 
@@ -209,7 +209,7 @@ def test_pickled_encoder_carries_settings_not_weights(encoder: ClipEncoder) -> N
 
 def test_importing_the_clip_module_does_not_import_torch() -> None:
     code = "import sys, mmrag.models.clip; print('torch' in sys.modules)"
-    src = str(Path(clip_module.__file__).parents[2])
+    src = str(Path(precision_module.__file__).parents[2])
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

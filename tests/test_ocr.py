@@ -113,3 +113,48 @@ def test_rapidocr_reads_rendered_text(tmp_path: Path) -> None:
     assert blank == []
     ocr.release()
     assert ocr._engine is None
+
+
+def _photo_like(seed: int = 0) -> Image.Image:
+    """Smooth colour gradients with soft blobs: texture without any glyphs."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:480, 0:640].astype(np.float32)
+    channels = [
+        128
+        + 100
+        * np.sin(x / rng.uniform(40, 120) + rng.uniform(0, 6))
+        * np.cos(y / rng.uniform(40, 120))
+        for _ in range(3)
+    ]
+    return Image.fromarray(np.stack(channels, axis=-1).clip(0, 255).astype(np.uint8))
+
+
+@pytest.mark.skipif(not has_rapidocr, reason="rapidocr-onnxruntime is not installed")
+def test_an_image_without_text_is_never_sent_to_the_recogniser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ocr = RapidOcr()
+    ocr.read(Image.new("RGB", (64, 64), "white"))  # load the engine
+    calls: list[int] = []
+    real_rec = ocr._engine.text_rec
+    monkeypatch.setattr(
+        ocr._engine, "text_rec", lambda crops, *a: calls.append(len(crops)) or real_rec(crops, *a)
+    )
+    assert ocr.read(_photo_like()) == []
+    assert calls == []
+    assert "4711" in ocr_text(ocr.read(_text_image(["INVOICE NUMBER 4711"])))
+    assert calls == [1]  # only the one line that was found, not the whole picture
+
+
+@pytest.mark.skipif(not has_rapidocr, reason="rapidocr-onnxruntime is not installed")
+def test_screened_reading_finds_what_the_full_pipeline_finds() -> None:
+    image = _text_image(["Quarterly revenue grew 12 percent", "Operating margin 31.5", "Page 7"])
+    screened = RapidOcr().read(image)
+    full = RapidOcr(screen_side=None).read(image)
+    words = lambda lines: set(ocr_text(lines).lower().split())  # noqa: E731
+    assert words(full) <= words(screened) | {"page"}  # at most a short word apart
+    assert {"quarterly", "revenue", "margin", "31.5"} <= words(screened)
+    for ours, ref in zip(screened, full, strict=False):
+        assert abs(ours.bbox[0] - ref.bbox[0]) < 12 and abs(ours.bbox[1] - ref.bbox[1]) < 12

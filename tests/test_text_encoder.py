@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmrag.errors import ModelLoadError
+from mmrag.config import Settings
+from mmrag.errors import ConfigError, ModelLoadError
+from mmrag.models import precision as precision_module
 from mmrag.models.base import TextEncoder
 from mmrag.models.text import SentenceTextEncoder
 
@@ -23,7 +25,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def encoder() -> SentenceTextEncoder:
-    return SentenceTextEncoder(device="cpu", offline=True)
+    return SentenceTextEncoder(device="cpu", offline=True, precision="fp32")
 
 
 def test_dim_is_known_without_loading() -> None:
@@ -55,7 +57,7 @@ def test_outputs_are_unit_norm_float32_384(encoder: SentenceTextEncoder) -> None
 
 def test_query_and_batching_do_not_change_minilm_vectors(encoder: SentenceTextEncoder) -> None:
     # MiniLM has no query prompt, so a query and a document of the same text coincide.
-    small = SentenceTextEncoder(device="cpu", offline=True, batch_size=1)
+    small = SentenceTextEncoder(device="cpu", offline=True, batch_size=1, precision="fp32")
     small._model = encoder._model  # same weights; only the batching differs
     np.testing.assert_allclose(
         small.encode(SENTENCES), encoder.encode(SENTENCES, query=True), atol=1e-5
@@ -76,3 +78,34 @@ def test_unknown_hub_id_offline_says_what_was_tried() -> None:
     with pytest.raises(ModelLoadError) as err:
         SentenceTextEncoder("mmrag-tests/no-such-model", offline=True).encode(["hello"])
     assert "mmrag-tests/no-such-model" in str(err.value) and "offline" in str(err.value)
+
+
+@pytest.mark.parametrize(("precision", "floor"), [("bf16", 0.995), ("int8", 0.8)])
+def test_lower_precisions_agree_with_fp32_and_stay_unit_float32(
+    encoder: SentenceTextEncoder, precision: str, floor: float
+) -> None:
+    texts = [*SENTENCES, "Revenue grew 12% to $4.1 billion in fiscal 2022. " * 12]
+    low = SentenceTextEncoder(device="cpu", offline=True, precision=precision)
+    ours, ref = low.encode(texts), encoder.encode(texts)
+    assert low.precision == precision and ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert (ours * ref).sum(axis=1).min() > floor
+    sims = ours @ ours.T
+    assert sims[0, 1] > sims[0, 2] + 0.3  # still ranks like the fp32 model
+
+
+def test_auto_text_precision_is_bf16_only_where_the_cpu_runs_it_natively(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: True)
+    assert SentenceTextEncoder(device="cpu").precision == "bf16"
+    monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: False)
+    assert SentenceTextEncoder(device="cpu").precision == "fp32"
+    assert SentenceTextEncoder(device="cpu", precision="int8").precision == "int8"
+
+
+def test_text_precision_comes_from_settings_and_bad_values_are_refused() -> None:
+    enc = SentenceTextEncoder.from_settings("all-MiniLM-L6-v2", Settings(text_precision="fp32"))
+    assert enc.precision == "fp32"
+    with pytest.raises(ConfigError, match="fp16"):
+        SentenceTextEncoder(precision="fp16")

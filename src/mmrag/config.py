@@ -11,17 +11,18 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_CLIP_MODEL", "DEFAULT_TEXT_MODEL", "Precision", "Settings"]
+__all__ = ["DEFAULT_CLIP_MODEL", "DEFAULT_TEXT_MODEL", "Precision", "Settings", "TextPrecision"]
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
+TextPrecision = Literal["auto", "fp32", "bf16", "int8"]
 
 
 class Settings(BaseSettings):
@@ -37,8 +38,15 @@ class Settings(BaseSettings):
     model: str = Field(default=DEFAULT_CLIP_MODEL, description="CLIP hub id or path; 'none'")
     text_model: str = Field(default=DEFAULT_TEXT_MODEL, description="[BACKEND:]MODEL")
     device: str = "auto"
+    # auto: bf16 where the CPU runs it natively (AMX/AVX512-BF16), fp16 on CUDA, else fp32;
+    # int8: dynamic quantisation of the linear layers, opt-in (CPU only).
     precision: Precision = "auto"
+    # The text encoder's precision for passages and queries; same rules as precision.
+    text_precision: TextPrecision = "auto"
     batch_size: int = Field(default=32, ge=1)
+    # Text towers exported to ONNX (when the torch model first loads) so that later queries
+    # skip importing torch; keyed by the model's files. None (MMRAG_ONNX_CACHE=none) turns it off.
+    onnx_cache: Path | None = Path("~/.cache/mmrag/onnx")
     workers: int = Field(default=0, ge=0, description="decode processes; 0 = one per core")
     hf_offline: bool = Field(
         default=False, description="never contact a model hub; load from local files only"
@@ -90,6 +98,14 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="http(s) URL, or a local path")
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = "mmrag"
+
+    @field_validator("onnx_cache", mode="before")
+    @classmethod
+    def _off_words(cls, value: object) -> object:
+        """'', 'none', 'off' and 'false' turn the ONNX cache off."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off", "false"):
+            return None
+        return value
 
     def store_url(self) -> str:
         """``store`` as a URL: the older ``store="qdrant"`` + ``qdrant_url`` form translated."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -28,10 +29,12 @@ from PIL import Image, ImageOps
 
 from mmrag.errors import ConfigError, InputError, ModelLoadError
 from mmrag.imaging import preprocess_image
+from mmrag.models import precision as _prec
+from mmrag.models.onnx_text import OnnxTextTower, export_clip_text, model_key
+from mmrag.models.precision import PRECISIONS as _PRECISIONS
+from mmrag.models.precision import call_threads, cpu_supports_bf16, torch_dtype, torch_threads
 
 if TYPE_CHECKING:
-    import torch
-
     from mmrag.config import Settings
 
 __all__ = [
@@ -47,7 +50,8 @@ __all__ = [
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_log = logging.getLogger(__name__)
+_CPU = ("auto", "cpu")
 _LOCAL_HINT = (
     "To use a local copy, download the checkpoint where a network is available "
     "(e.g. `hf download <id> --local-dir DIR`) and pass --model /path/to/dir "
@@ -77,23 +81,6 @@ def load_for_model(source: str | os.PathLike[str] | IO[bytes], size: int) -> np.
 # --------------------------------------------------------------------------- device & precision
 
 
-def cpu_supports_bf16() -> bool:
-    """True when this CPU runs bf16 matmuls natively (AMX or AVX512-BF16)."""
-    try:
-        import torch
-
-        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-        if any(getattr(torch.cpu, p, lambda: False)() for p in probes):
-            return True
-    except Exception:
-        pass  # private torch probes may vanish; fall back to the kernel's flags
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore").split()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 def _resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when available, else 'cpu'; anything else is used as given."""
     if device != "auto":
@@ -101,26 +88,6 @@ def _resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _resolve_precision(precision: str, device: str) -> str:
-    """'auto' -> the fastest precision the hardware runs well; explicit values are kept."""
-    if precision not in _PRECISIONS:
-        raise ConfigError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    if device.startswith("cuda"):
-        return "fp16"  # CLIP was trained in mixed fp16 and its weights ship in fp16
-    if device == "cpu":
-        # bf16 on a CPU without AMX/AVX512-BF16 is emulated and slower than fp32.
-        return "bf16" if cpu_supports_bf16() else "fp32"
-    return "fp32"
-
-
-def _torch_dtype(precision: str) -> torch.dtype:
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 # --------------------------------------------------------------------------- checkpoint files
@@ -220,9 +187,10 @@ class ClipEncoder:
     The constructor only records settings; weights load on first encode and
     ``release()`` frees them. ``dim`` and ``image_size`` come from the checkpoint's
     config.json (local directory or hub cache) without loading weights, and only
-    load the model when no config file is at hand. ``num_threads`` sets torch's
-    intra-op threads when the model loads (process-wide); leave it None to keep
-    torch's default, or lower it to leave cores to decoding workers.
+    load the model when no config file is at hand. Each encode call sizes torch's
+    intra-op threads itself (one for a query, the free cores for a batch:
+    ``precision.call_threads``); ``num_threads`` caps that, to leave cores to decoding
+    workers. ``precision="int8"`` quantises the linear layers dynamically (CPU only).
     """
 
     def __init__(
@@ -234,6 +202,7 @@ class ClipEncoder:
         offline: bool = False,
         *,
         num_threads: int | None = None,
+        onnx_cache: Path | None = None,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ConfigError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
@@ -243,6 +212,8 @@ class ClipEncoder:
         self.batch_size = batch_size
         self.offline = offline
         self.num_threads = num_threads
+        self.onnx_cache = onnx_cache.expanduser() if onnx_cache else None
+        self._onnx: OnnxTextTower | None = None
         self._device_setting = device
         self._precision_setting = precision
         self._device: str | None = None
@@ -262,6 +233,7 @@ class ClipEncoder:
             precision=settings.precision,
             batch_size=settings.batch_size,
             offline=settings.hf_offline,
+            onnx_cache=settings.onnx_cache,
         )
 
     def __repr__(self) -> str:
@@ -272,7 +244,7 @@ class ClipEncoder:
         if self._meta is None:
             self._meta = self._meta_without_loading()
         state = dict(self.__dict__)
-        state.update(_model=None, _tokenizer=None, _lock=None)
+        state.update(_model=None, _tokenizer=None, _lock=None, _onnx=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -295,9 +267,9 @@ class ClipEncoder:
 
     @property
     def precision(self) -> str:
-        """The precision actually used: 'fp32', 'bf16' or 'fp16' ('auto' resolved)."""
+        """The precision actually used: 'fp32', 'bf16', 'fp16' or 'int8' ('auto' resolved)."""
         if self._precision is None:
-            self._precision = _resolve_precision(self._precision_setting, self.device)
+            self._precision = _prec.resolve_precision(self._precision_setting, self.device)
         return self._precision
 
     @property
@@ -340,14 +312,11 @@ class ClipEncoder:
         with self._lock:
             if self._model is not None:
                 return
-            import torch
             from transformers import AutoTokenizer, CLIPModel
 
             local_dir = self._local_dir()
             source = str(local_dir) if local_dir else self.model_id
-            dtype = _torch_dtype(self.precision)
-            if self.num_threads:
-                torch.set_num_threads(self.num_threads)
+            dtype = torch_dtype(self.precision)
             try:
                 local_only = self._local_only(local_dir)
                 model = CLIPModel.from_pretrained(source, dtype=dtype, local_files_only=local_only)
@@ -355,6 +324,8 @@ class ClipEncoder:
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 raise ModelLoadError(self._load_failure(local_dir, exc)) from exc
             model = model.to(self.device).eval()  # type: ignore[arg-type]
+            if self.precision == "int8":
+                model = _prec.quantize_int8(model)
             meta = _meta_from_files(
                 self.model_id, local_dir=local_dir, network=not self._local_only(local_dir)
             )
@@ -370,6 +341,31 @@ class ClipEncoder:
             self._max_text_len = min(limits)
             self._tokenizer = tokenizer
             self._model = model
+            self._export_onnx(local_dir)
+
+    def _onnx_target(self, local_dir: Path | None) -> Path | None:
+        """Where the ONNX text tower of a local checkpoint lives; None for hub ids or GPUs."""
+        if self.onnx_cache is None or local_dir is None or self._device_setting not in _CPU:
+            return None
+        return self.onnx_cache / model_key(local_dir, "clip")
+
+    def _export_onnx(self, local_dir: Path | None) -> None:
+        """Export the fp32 text tower for torch-free queries, once per checkpoint files."""
+        target = self._onnx_target(local_dir)
+        if target is None or target.exists():
+            return
+        try:
+            export_clip_text(str(local_dir), self._max_text_len, target)
+        except Exception as exc:  # an export is an optimisation: never fail the load over it
+            _log.warning("ONNX export of %s skipped: %s", self.model_id, exc)
+
+    def _query_tower(self, texts: list[str]) -> OnnxTextTower | None:
+        """The exported tower for a few query texts while torch is not loaded, if any."""
+        if self._model is not None or len(texts) > _prec.QUERY_BATCH:
+            return None
+        if self._onnx is None and (target := self._onnx_target(self._local_dir())) is not None:
+            self._onnx = OnnxTextTower.find(target.parent, target.name)
+        return self._onnx
 
     def _local_only(self, local_dir: Path | None) -> bool:
         """Load from local files only: a directory, offline mode, or no reachable hub."""
@@ -424,12 +420,13 @@ class ClipEncoder:
         import torch
 
         meta = self._get_meta()
-        dtype = _torch_dtype(self.precision)
+        dtype = torch_dtype(self.precision)
         # Fold rescale (1/255) and normalisation into one affine map on the uint8 values.
         mean = torch.tensor(meta.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         scale = 1.0 / (torch.tensor(meta.std, device=self.device).view(1, 3, 1, 1) * 255.0)
         out = []
-        with torch.inference_mode():
+        threads = call_threads(len(pixels), limit=self.num_threads or 0)
+        with torch.inference_mode(), torch_threads(threads):
             for start in range(0, len(pixels), self.batch_size):
                 chunk = np.ascontiguousarray(pixels[start : start + self.batch_size])
                 batch = torch.from_numpy(chunk).to(self.device).permute(0, 3, 1, 2).float()
@@ -454,6 +451,8 @@ class ClipEncoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if (tower := self._query_tower(texts)) is not None:
+            return tower.encode(texts)
         self._load()
         import torch
 
@@ -465,7 +464,8 @@ class ClipEncoder:
         # independent of trailing padding.
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with torch.inference_mode():
+        threads = call_threads(len(texts), limit=self.num_threads or 0)
+        with torch.inference_mode(), torch_threads(threads):
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 batch = self._tokenizer.pad(

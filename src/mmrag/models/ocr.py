@@ -20,7 +20,14 @@ from PIL import Image
 
 from ..errors import DependencyError, ModelLoadError
 
-__all__ = ["OcrEngine", "OcrLine", "RapidOcr", "ocr_text"]
+__all__ = ["READ_SIDE", "SCREEN_SIDE", "OcrEngine", "OcrLine", "RapidOcr", "ocr_text"]
+
+#: Long side (pixels) of the cheap first detection pass that decides whether an image
+#: holds text at all; measured on evaldata: 480 keeps every page/slide with text.
+SCREEN_SIDE = 480
+#: Long side of the detection whose boxes are recognised (at full resolution): word
+#: recall on rendered slides and pages 0.939 against 0.942 for RapidOCR's own pass.
+READ_SIDE = 960
 
 
 @dataclass(frozen=True)
@@ -46,15 +53,30 @@ class RapidOcr:
 
     ``min_score`` drops lines the recogniser is unsure of. Calls are serialised
     by a lock because one ONNX Runtime session already uses every core.
+
+    Most photos hold no text, and detection (not recognition) is most of OCR's
+    cost, so ``read`` first detects at ``screen_side`` pixels (long side): no box
+    there means no text. Otherwise it detects again at ``read_side`` and recognises
+    only the boxes found, cut from the full image. ``screen_side=None`` runs
+    RapidOCR's own full pipeline (detection with the short side scaled to 736 px).
     """
 
     model_id = "rapidocr-onnxruntime/PP-OCRv4"
 
-    def __init__(self, *, min_score: float = 0.5, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        min_score: float = 0.5,
+        threads: int | None = None,
+        screen_side: int | None = SCREEN_SIDE,
+        read_side: int = READ_SIDE,
+    ) -> None:
         if importlib.util.find_spec("rapidocr_onnxruntime") is None:
             raise DependencyError("rapidocr-onnxruntime", "ocr", "OCR")
         self.min_score = min_score
         self.threads = threads
+        self.screen_side = screen_side
+        self.read_side = read_side
         self._engine: Any = None
         self._lock = threading.Lock()
 
@@ -79,7 +101,11 @@ class RapidOcr:
         if pixels.shape[0] < 8 or pixels.shape[1] < 8:
             return []
         with self._lock:
-            result, _elapsed = self._load()(pixels)
+            engine = self._load()
+            if self.screen_side and hasattr(engine, "text_det"):
+                result = self._screened(engine, pixels, self.screen_side)
+            else:
+                result, _elapsed = engine(pixels)
         lines = []
         for box, text, score in result or ():
             text = str(text).strip()
@@ -90,10 +116,36 @@ class RapidOcr:
             lines.append(OcrLine(text, (min(xs), min(ys), max(xs), max(ys)), float(score)))
         return reading_order(lines)
 
+    def _screened(self, engine: Any, pixels: np.ndarray, screen_side: int) -> list[Any]:
+        """Detect cheaply; where anything was found, detect at ``read_side`` and recognise."""
+        if _detect(engine, pixels, screen_side) is None:
+            return []
+        boxes = _detect(engine, pixels, self.read_side)
+        if boxes is None:
+            return []
+        boxes = engine.sorted_boxes(boxes)
+        crops = engine.get_crop_img_list(pixels, boxes)
+        crops, _cls, _elapsed = engine.text_cls(crops)
+        texts, _elapsed = engine.text_rec(crops)
+        return [(box, text, score) for box, (text, score) in zip(boxes, texts, strict=True)]
+
     def release(self) -> None:
         """Free the loaded models; the next :meth:`read` loads them again."""
         with self._lock:
             self._engine = None
+
+
+def _detect(engine: Any, pixels: np.ndarray, side: int) -> np.ndarray | None:
+    """Text boxes found at ``side`` pixels (long side), in ``pixels``' coordinates; None if none."""
+    small = Image.fromarray(pixels)
+    small.thumbnail((side, side), Image.Resampling.BILINEAR)
+    detector = engine.text_det
+    # "max" caps the long side; RapidOCR's default ("min") scales the short side *up* to 736.
+    detector.limit_type, detector.limit_side_len = "max", max(small.size)
+    boxes, _elapsed = detector(np.asarray(small))
+    if boxes is None or len(boxes) == 0:
+        return None
+    return np.asarray(boxes, dtype=np.float32) * (pixels.shape[1] / small.width)
 
 
 def reading_order(lines: Sequence[OcrLine]) -> list[OcrLine]:

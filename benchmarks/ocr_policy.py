@@ -1,0 +1,97 @@
+"""OCR policy: cost per photo and word recall on rendered pages, full pipeline vs screened.
+
+Run from the repo root: ``.venv/bin/python benchmarks/ocr_policy.py`` (also called by
+``index_throughput.py``). "before" is RapidOCR's own pipeline on every image (detection with
+the short side scaled up to 736 px, then recognition); "after" is mmrag's default
+(``RapidOcr``: detect at 480 px, and only where that finds text, detect at 960 px and
+recognise those boxes). Images are sized as the decode workers size them (1280 px long side).
+Recall is the share of the page's own words (text layer, 3+ letters/digits) found among OCR
+lines scored >= 0.7, on slide decks rendered by LibreOffice and on real PDF pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+SIDE = 1280  # mmrag.ingest.decode.OCR_SIDE
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[A-Za-z0-9]{3,}", text)}
+
+
+def _fit(image: Image.Image) -> Image.Image:
+    image = image.convert("RGB")
+    image.thumbnail((SIDE, SIDE))
+    return image
+
+
+def rendered_pages(evaldata: Path, limit: int) -> list[tuple[Image.Image, set[str]]]:
+    """Pages with a text layer, rendered at 150 dpi: (image, the page's words)."""
+    import pymupdf
+
+    pdfs = sorted((evaldata / "pptx_real" / "_rendered_pdf_libreoffice").glob("*.pdf"))
+    pdfs += sorted((evaldata / "pdfs_real").glob("*/*.pdf"))
+    out = []
+    for pdf in pdfs:
+        with pymupdf.open(pdf) as doc:
+            page = doc[min(1, len(doc) - 1)]
+            words = _words(page.get_text())
+            if len(words) >= 5:
+                png = page.get_pixmap(dpi=150).tobytes("png")
+                out.append((_fit(Image.open(io.BytesIO(png))), words))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def compare(evaldata: Path, photos: list[str], pages: int) -> dict[str, tuple[float, float]]:
+    """{"before"/"after": (ms per photo, word recall on rendered pages)}, printed as it goes."""
+    from mmrag.models.ocr import RapidOcr, ocr_text
+
+    docs = rendered_pages(evaldata, pages)
+    images = [_fit(Image.open(p)) for p in photos]
+    out = {}
+    policies = (("before", RapidOcr(threads=1, screen_side=None)), ("after", RapidOcr(threads=1)))
+    for name, engine in policies:
+        engine.read(images[0])  # load outside the timing
+        start = time.perf_counter()
+        found = sum(bool(engine.read(im)) for im in images)
+        ms = (time.perf_counter() - start) / len(images) * 1000
+        recall = [
+            len(words & _words(ocr_text([ln for ln in engine.read(im) if ln.score >= 0.7])))
+            / len(words)
+            for im, words in docs
+        ]
+        out[name] = (ms, float(np.mean(recall)))
+        print(
+            f"OCR {name:>6}: {ms:6.1f} ms/photo ({found}/{len(images)} photos with lines); "
+            f"word recall {out[name][1]:.3f} on {len(docs)} rendered pages/slides  "
+            f"load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+    return out
+
+
+def main() -> None:
+    """Compare the two OCR policies on coco photos and rendered pages."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--evaldata", type=Path, default=REPO.parent / "shared" / "evaldata")
+    ap.add_argument("--photos", type=int, default=24)
+    ap.add_argument("--pages", type=int, default=16)
+    args = ap.parse_args()
+    photos = sorted(str(p) for p in (args.evaldata / "coco_mini").rglob("*.jpg"))[: args.photos]
+    compare(args.evaldata, photos, args.pages)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Text towers on ONNX Runtime, so a one-shot query never imports torch.
+
+Importing torch and transformers takes seconds; answering a query takes milliseconds.
+When an encoder has loaded its torch model for a batch (indexing), it exports its
+text tower once into a cache directory keyed by the model's files; later queries
+find it there and run it with ``onnxruntime`` and the ``tokenizers`` library::
+
+    tower = OnnxTextTower.find(cache_root, model_key(model_dir))   # None when not exported
+    vectors = tower.encode(["a red bicycle"]) if tower else ...
+
+Exported graphs are checked against torch when written (cosine >= PARITY) and
+discarded when they fall short. Nothing here imports torch at module level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrag.errors import DependencyError
+
+__all__ = ["PARITY", "OnnxTextTower", "export_clip_text", "export_tower", "model_key"]
+
+#: Least cosine between the ONNX and torch vectors of the check texts to keep an export.
+PARITY = 0.9999
+_FORMAT = 1  # bump when the exported graph or its files change
+_CHECK_TEXTS = ["a red bicycle", "Quarterly revenue grew 12% to $4.1 billion in fiscal 2022."]
+
+
+def model_key(directory: Path, kind: str) -> str:
+    """A cache key for the model files in ``directory``: their names, sizes and mtimes."""
+    h = hashlib.sha256(f"{_FORMAT}:{kind}:{directory.resolve()}".encode())
+    for path in sorted(directory.glob("*")):
+        if path.is_file():
+            stat = path.stat()
+            h.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return f"{kind}-{h.hexdigest()[:20]}"
+
+
+class OnnxTextTower:
+    """One exported text tower: ``model.onnx`` + ``tokenizer.json`` + ``tower.json``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        meta = json.loads((directory / "tower.json").read_text())
+        self.max_length = int(meta["max_length"])
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def find(cls, root: Path, key: str) -> OnnxTextTower | None:
+        """The tower cached under ``root/key``, or None when absent or onnxruntime is missing."""
+        directory = root / key
+        if not (directory / "tower.json").is_file():
+            return None
+        try:
+            import onnxruntime  # noqa: F401
+            import tokenizers  # noqa: F401
+        except ImportError:
+            return None
+        return cls(directory)
+
+    def _load(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._session is None:
+                import onnxruntime as ort
+                from tokenizers import Tokenizer
+
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = 1  # a query: one thread beats two fighting a load
+                options.log_severity_level = 3
+                self._session = ort.InferenceSession(
+                    str(self.directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
+                )
+                tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+                tokenizer.enable_truncation(self.max_length)
+                tokenizer.no_padding()
+                self._tokenizer = tokenizer
+        return self._session, self._tokenizer
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts -> float32 (N, dim), L2-normalised; one text per run, so nothing is padded."""
+        session, tokenizer = self._load()
+        rows = []
+        for text in texts:
+            ids = np.asarray([tokenizer.encode(text).ids], dtype=np.int64)
+            (out,) = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+            rows.append(np.asarray(out[0], dtype=np.float32))
+        vecs = np.stack(rows)
+        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+
+def export_tower(
+    module: Any,
+    tokenizer: Any,
+    max_length: int,
+    reference: Callable[[list[str]], np.ndarray],
+    target: Path,
+) -> bool:
+    """Export ``module(input_ids, attention_mask) -> (N, dim)`` with its fast tokenizer.
+
+    Writes into a temporary directory beside ``target`` and renames it into place only
+    when the ONNX vectors of the check texts match ``reference`` (torch) to PARITY.
+    Returns whether ``target`` now holds a tower.
+    """
+    import importlib.util
+    import warnings
+
+    import torch
+
+    if importlib.util.find_spec("onnx") is None:
+        raise DependencyError("onnx", "onnx", "Exporting text towers for torch-free queries")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False  # a slow tokenizer: nothing the tokenizers library can load
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        ids = torch.ones((1, 4), dtype=torch.long)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on shape checks; parity is tested below
+            torch.onnx.export(
+                module,
+                (ids, torch.ones_like(ids)),
+                str(work / "model.onnx"),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["vectors"],
+                dynamic_axes={"input_ids": {0: "n", 1: "t"}, "attention_mask": {0: "n", 1: "t"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        backend.save(str(work / "tokenizer.json"))
+        (work / "tower.json").write_text(json.dumps({"max_length": max_length}))
+        got = OnnxTextTower(work).encode(_CHECK_TEXTS)
+        if float(np.min(np.sum(got * reference(list(_CHECK_TEXTS)), axis=1))) < PARITY:
+            return False
+        os.replace(work, target)
+        return True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def export_clip_text(source: str, max_length: int, target: Path) -> bool:
+    """Export the text tower of the CLIP checkpoint in directory ``source`` (loaded in fp32)."""
+    import torch
+    from transformers import AutoTokenizer, CLIPModel
+
+    model = CLIPModel.from_pretrained(source, dtype=torch.float32, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+
+    class _Tower(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.clip = model
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            out = self.clip.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+            return out.pooler_output
+
+    def reference(texts: list[str]) -> np.ndarray:
+        rows = []
+        with torch.inference_mode():
+            for text in texts:
+                ids = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+                vec = _Tower()(ids["input_ids"], ids["attention_mask"])
+                rows.append(torch.nn.functional.normalize(vec.float(), dim=-1)[0].numpy())
+        return np.stack(rows)
+
+    return export_tower(_Tower().eval(), tokenizer, max_length, reference, target)
