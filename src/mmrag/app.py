@@ -24,6 +24,7 @@ from .errors import DependencyError, IndexError_, InputError, ModelMismatchError
 from .indexer import Indexer, IndexReport, Progress
 from .ingest.base import Ingester
 from .ingest.images import open_image
+from .lock import write_lock
 from .manifest import Manifest
 from .models.base import ImageTextEncoder, TextEncoder
 from .retrieve.search import Searcher
@@ -95,26 +96,33 @@ class Index:
         prune: bool = False,
         force: bool = False,
         progress: Progress | None = None,
+        wait: float = 0.0,
     ) -> IndexReport:
-        """Index files, folders, globs or URLs; unchanged sources are skipped."""
+        """Index files, folders, globs or URLs; unchanged sources are skipped.
+
+        One writer at a time: another process writing this index makes this wait up to
+        ``wait`` seconds, then raise :class:`IndexBusyError` (see :mod:`mmrag.lock`).
+        """
         if isinstance(targets, (str, Path)):
             targets = [targets]
-        report = self.indexer.run(
-            [str(t) for t in targets],
-            metadata=metadata,
-            prune=prune,
-            force=force,
-            progress=progress,
-        )
-        if report.added or report.updated or report.pruned:
-            self.store.optimize()
+        with write_lock(self.path, wait=wait):
+            report = self.indexer.run(
+                [str(t) for t in targets],
+                metadata=metadata,
+                prune=prune,
+                force=force,
+                progress=progress,
+            )
+            if report.added or report.updated or report.pruned:
+                self.store.optimize()
         return report
 
-    def prune(self) -> int:
+    def prune(self, wait: float = 0.0) -> int:
         """Remove the items of indexed files that no longer exist; returns how many sources."""
-        pruned = self.indexer.prune()
-        if pruned:
-            self.store.optimize()
+        with write_lock(self.path, wait=wait):
+            pruned = self.indexer.prune()
+            if pruned:
+                self.store.optimize()
         return pruned
 
     # -- reading --------------------------------------------------------------
