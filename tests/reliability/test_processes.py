@@ -83,7 +83,10 @@ with write_lock(Path(sys.argv[1])):
 
 def _hold_lock(index: Path) -> subprocess.Popen[str]:
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(index)], env=cli_env(), stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _HOLDER, str(index)],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     return holder
@@ -93,13 +96,12 @@ def test_a_second_writer_is_refused_and_a_killed_one_leaves_no_lock(tmp_path: Pa
     index = tmp_path / "idx"
     holder = _hold_lock(index)
     try:
-        with pytest.raises(IndexBusyError, match=f"process {holder.pid}"):
-            with write_lock(index):
-                pass
+        with pytest.raises(IndexBusyError, match=f"process {holder.pid}"), write_lock(index):
+            pass
         started = time.monotonic()
-        with pytest.raises(IndexBusyError, match="after waiting 0.3 s"):
-            with write_lock(index, wait=0.3):
-                pass
+        waited = pytest.raises(IndexBusyError, match=r"after waiting 0\.3 s")
+        with waited, write_lock(index, wait=0.3):
+            pass
         assert time.monotonic() - started >= 0.3
     finally:
         holder.kill()  # SIGKILL: no cleanup code runs in the holder
