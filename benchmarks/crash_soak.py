@@ -157,9 +157,15 @@ def main() -> None:
         while kills < args.kills:
             before = sources(crashed)
             run = start(root, crashed, model)
-            deadline = time.monotonic() + rng.uniform(2.0, max(3.0, clean_s * 0.6))
+            # Half the kills land during start-up or decoding, half just after a batch landed
+            # (inside the next flush): a random moment in whichever window was drawn.
+            after_batch = rng.random() < 0.5
+            deadline = time.monotonic() + (600 if after_batch else rng.uniform(1.0, 6.0))
             while time.monotonic() < deadline and run.poll() is None:
                 peak = max(peak, rss_mb({run.pid} | tree(run.pid)))
+                if after_batch and sources(crashed) > before:
+                    time.sleep(rng.uniform(0.0, 1.5))
+                    break
                 time.sleep(0.1)
             if run.poll() is not None:
                 redone.append(json.loads(run.communicate()[0].splitlines()[-1])["added"])
