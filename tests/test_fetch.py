@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from mmrag.config import Settings
@@ -108,17 +109,46 @@ def test_redirects_are_followed_up_to_the_limit(server: str) -> None:
         fetch_url(f"{server}/hop0", allow(url_max_redirects=3))
 
 
-def test_every_redirect_hop_is_checked(server: str) -> None:
+def test_every_redirect_hop_is_checked() -> None:
     calls: list[str] = []
 
     def resolve(host: str, port: int) -> list[str]:
         calls.append(host)
-        return ["93.184.216.34"] if host == "127.0.0.1" else ["127.0.0.2"]
+        return ["93.184.216.34"] if host == "photos.example" else ["169.254.169.254"]
 
-    # The first hop is allowed by a (fake) public resolution; the redirect target is not.
-    with pytest.raises(FetchError, match="non-public"):
-        fetch_url(f"{server}/to-public", Settings(), resolve=resolve)
-    assert calls == ["127.0.0.1", "127.0.0.2"]
+    def hop(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"location": "http://metadata.example/latest"})
+
+    # The first hop is public; the redirect target resolves to the cloud metadata address.
+    with pytest.raises(FetchError, match=r"non-public address 169\.254\.169\.254"):
+        fetch_url(
+            "http://photos.example/a.png",
+            Settings(),
+            resolve=resolve,
+            transport=httpx.MockTransport(hop),
+        )
+    assert calls == ["photos.example", "metadata.example"]
+
+
+def test_the_request_goes_to_the_checked_address_not_a_second_dns_answer() -> None:
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])  # a rebinding DNS: public, then loopback
+    seen: list[httpx.Request] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
+
+    data, _ = fetch_url(
+        "https://photos.example:8443/a.png",
+        Settings(),
+        resolve=lambda host, port: next(answers),
+        transport=httpx.MockTransport(serve),
+    )
+    assert data == PNG and len(seen) == 1
+    request = seen[0]
+    assert request.url.host == "93.184.216.34" and request.url.port == 8443
+    assert request.headers["host"] == "photos.example:8443"
+    assert request.extensions["sni_hostname"] == "photos.example"  # TLS checks the name
 
 
 def test_timeout_is_reported() -> None:

@@ -156,7 +156,11 @@ def test_a_report_counts_skipped_parts_and_says_each_warning_once() -> None:
         "/d/manual.pdf page 7: skipped: broken content stream",
         "OCR skipped: no engine",
     ]
-    assert "skipped" not in report.to_dict()  # the JSON report keeps its shape
+    # Every loss is in the JSON report too (issue 14), not only a warning line.
+    assert report.to_dict()["skipped"] == [
+        {"path": "/d/manual.pdf", "part": "page 7", "reason": "broken content stream"}
+    ]
+    assert report.to_dict()["partial"] == 1
 
 
 # -- through the pipeline ---------------------------------------------------------------

@@ -25,6 +25,7 @@ from .indexer import Indexer, IndexReport, Progress
 from .ingest.base import Ingester
 from .ingest.catalog import catalog_mapping
 from .ingest.images import open_image
+from .lock import write_lock
 from .manifest import Manifest
 from .meta import SCHEMA_VERSION, chosen_models, read_meta, write_meta
 from .models.base import ImageTextEncoder, TextEncoder
@@ -97,15 +98,18 @@ class Index:
         force: bool = False,
         progress: Progress | None = None,
         catalog_map: Mapping[str, str] | None = None,
+        wait: float = 0.0,
     ) -> IndexReport:
         """Index files, folders, globs or URLs; unchanged sources are skipped.
 
         ``catalog_map`` maps catalog fields to columns (``{"price": "cost"}``) for catalog
-        files whose columns the defaults do not name.
+        files whose columns the defaults do not name. One writer at a time: another process
+        writing this index makes this wait up to ``wait`` seconds, then raise
+        :class:`IndexBusyError` (see :mod:`mmrag.lock`).
         """
         if isinstance(targets, (str, Path)):
             targets = [targets]
-        with catalog_mapping(self.indexer.ingesters, catalog_map):
+        with write_lock(self.path, wait=wait), catalog_mapping(self.indexer.ingesters, catalog_map):
             report = self.indexer.run(
                 [str(t) for t in targets],
                 metadata=metadata,
@@ -113,17 +117,18 @@ class Index:
                 force=force,
                 progress=progress,
             )
-        if report.added or report.updated or report.pruned:
-            self.store.optimize()
-            product_search.forget_facets(self.path)
+            if report.added or report.updated or report.pruned:
+                self.store.optimize()
+                product_search.forget_facets(self.path)
         return report
 
-    def prune(self) -> int:
+    def prune(self, wait: float = 0.0) -> int:
         """Remove the items of indexed files that no longer exist; returns how many sources."""
-        pruned = self.indexer.prune()
-        if pruned:
-            self.store.optimize()
-            product_search.forget_facets(self.path)
+        with write_lock(self.path, wait=wait):
+            pruned = self.indexer.prune()
+            if pruned:
+                self.store.optimize()
+                product_search.forget_facets(self.path)
         return pruned
 
     # -- reading --------------------------------------------------------------

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     image_budget: int = Field(default=512 * 512, ge=64 * 64, description="pixels per source image")
     image_detail: Literal["low", "high", "auto"] = "low"
 
+    # Serving: with a key set, every route but /api/health needs it in the X-API-Key header.
+    api_key: SecretStr | None = None
+
     # Store, by URL: "lance" (LanceDB under INDEX/store, the default), "lance:PATH",
     # "qdrant://HOST:PORT/COLLECTION", "qdrant+https://...", "qdrant+local:PATH[#COLLECTION]".
     # The older store="qdrant" with qdrant_url (and qdrant_collection) still works.

@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "DependencyError",
     "FetchError",
+    "IndexBusyError",
     "IndexError_",
     "InputError",
     "MmragError",
@@ -58,6 +59,10 @@ class IndexError_(MmragError):
 
 class ModelMismatchError(IndexError_):
     """The index was built with a different model than the one asked for."""
+
+
+class IndexBusyError(IndexError_):
+    """Another process is writing the index; one writer at a time."""
 
 
 class InputError(MmragError):

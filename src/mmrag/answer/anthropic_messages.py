@@ -15,6 +15,7 @@ from ..config import Settings
 from ..errors import AnswerError, ConfigError, DependencyError
 from ..types import Hit
 from .base import Stream, estimate_cost, finish, prompt_for, scrub, status_error
+from .faults import is_transport_error, stream_cut
 from .prompt import ImagePart, LoadImage, Prompt
 from .types import Answer, Usage
 
@@ -121,7 +122,7 @@ class AnthropicAnswerer:
                 return self._complete(request)
             return self._stream(request, forward)
 
-        text, usage = self._with_retries(call, lambda: bool(emitted))
+        text, usage = self._with_retries(call, lambda: "".join(emitted))
         return finish(prompt, text, self.model, usage)
 
     def _complete(self, request: dict[str, Any]) -> tuple[str, Usage]:
@@ -153,21 +154,28 @@ class AnthropicAnswerer:
         cost = estimate_cost(self.model, tokens_in, tokens_out) if self.base_url is None else None
         return Usage(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
 
-    def _with_retries(self, call: Callable[[], T], started: Callable[[], bool]) -> T:
+    def _with_retries(self, call: Callable[[], T], started: Callable[[], str]) -> T:
         """Run ``call``, retrying 408/409/429/5xx, timeouts and connection errors with backoff.
 
-        Retry-After is honoured up to MAX_RETRY_AFTER; a stream that already produced text is
-        never retried, so the caller never sees a chunk twice.
+        Retry-After is honoured up to MAX_RETRY_AFTER; a stream that already produced text
+        (``started()``: the text so far) is never retried, so the caller never sees a chunk
+        twice; a connection lost mid-stream is a "stream cut" AnswerError.
         """
         retries = self._settings.answer_retries
         attempt = 0
         while True:
             try:
                 return call()
-            except self._sdk.APIError as exc:
+            except Exception as exc:  # SDK errors, and transport errors while a stream is read
+                if not isinstance(exc, self._sdk.APIError) and not is_transport_error(exc):
+                    raise
                 failed = exc
             # Decided outside the except block so the SDK error, which may quote the key from the
             # server's message, is neither the cause nor the context of ours.
+            cut = is_transport_error(failed) or isinstance(failed, self._sdk.APIConnectionError)
+            if cut and started():  # text was shown: say so, and never retry (no repeats)
+                where = self.base_url or "api.anthropic.com"
+                raise stream_cut("Anthropic", where, failed, started())
             error, wait = self._error(failed, attempt), _retry_after(failed)
             if not error.retryable or attempt == retries or started():
                 raise error

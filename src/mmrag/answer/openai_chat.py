@@ -16,6 +16,7 @@ from ..config import Settings
 from ..errors import AnswerError, ConfigError, DependencyError
 from ..types import Hit
 from .base import Stream, estimate_cost, finish, prompt_for, scrub, status_error
+from .faults import is_transport_error, stream_cut
 from .prompt import ImagePart, LoadImage, Prompt
 from .types import Answer, Usage
 
@@ -104,13 +105,24 @@ class OpenAIChatAnswerer:
         limit_key = "max_completion_tokens" if _is_official(self.base_url) else "max_tokens"
         request[limit_key] = self._max_tokens
         failure: AnswerError | None = None
+        emitted: list[str] = []
+
+        def forward(piece: str) -> None:
+            emitted.append(piece)
+            assert stream is not None
+            stream(piece)
+
         try:
             if stream is None:
                 text, usage = self._complete(request)
             else:
-                text, usage = self._stream(request, stream)
-        except self._sdk.APIError as exc:
-            failure = self._error(exc)
+                text, usage = self._stream(request, forward)
+        except Exception as exc:  # narrowed below: SDK errors, and transport errors mid-stream
+            if not isinstance(exc, self._sdk.APIError) and not is_transport_error(exc):
+                raise
+            where = self.base_url or "api.openai.com"
+            failure = stream_cut("OpenAI", where, exc, "".join(emitted)) if emitted else None
+            failure = failure or self._error(exc)
         if failure is not None:
             # Raised outside the except block so the SDK error, which may quote the key from the
             # server's message, is neither the cause nor the context of ours.

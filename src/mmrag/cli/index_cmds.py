@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..app import open_index
+from ..app import IndexReport, open_index
 from .common import EXIT_OK, EXIT_PARTIAL, index_options, run_guarded, settings_from
 
 
@@ -48,6 +48,14 @@ def _parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
     metavar="FIELD=COLUMN",
     help="Catalog files: the column holding FIELD (id, name, price, image, ...).",
 )
+@click.option(
+    "--wait",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Another process is writing the index: wait this long for it, then give up.",
+)
 def index_cmd(
     targets: tuple[str, ...],
     index_dir: Path | None,
@@ -59,6 +67,7 @@ def index_cmd(
     reembed: bool,
     no_progress: bool,
     catalog_map: tuple[str, ...],
+    wait: float,
 ) -> int:
     """Index files, folders (recursive), globs and URLs (or .urls lists).
 
@@ -77,24 +86,15 @@ def index_cmd(
                 force=force,
                 progress=bar,
                 catalog_map=columns,
+                wait=wait,
             )
             if bar is not None:
                 bar.close()  # type: ignore[attr-defined]
         if as_json:
             click.echo(json.dumps(report.to_dict()))
         else:
-            paths = ", ".join(name for name, on in report.paths.items() if on)
-            click.echo(
-                f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
-                f"failed {report.failed}"
-                + (f", pruned {report.pruned}" if prune else "")
-                + f"  ({report.items} items, {report.seconds:.1f} s; paths: {paths})"
-            )
-            for warning in report.warnings:
-                click.secho(f"warning: {warning}", fg="yellow", err=True)
-            for error in report.errors:
-                click.secho(f"failed: {error['path']}: {error['reason']}", fg="red", err=True)
-        return EXIT_PARTIAL if report.failed else EXIT_OK
+            _print_summary(report, prune)
+        return EXIT_PARTIAL if report.lossy else EXIT_OK
 
     return run_guarded(as_json, body)
 
@@ -108,6 +108,26 @@ def _parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
             raise click.BadParameter(f"{pair!r} is not FIELD=COLUMN", param_hint=option)
         out[key.strip()] = value.strip()
     return out
+
+
+def _print_summary(report: IndexReport, prune: bool) -> None:
+    """The one-line summary, then every loss: skipped parts, failed sources, warnings."""
+    paths = ", ".join(name for name, on in report.paths.items() if on)
+    skipped = f" ({len(report.skipped)} parts skipped)" if report.skipped else ""
+    click.echo(
+        f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+        f"failed {report.failed}, partial {report.partial}{skipped}"
+        + (f", pruned {report.pruned}" if prune else "")
+        + f"  ({report.items} items, {report.seconds:.1f} s; paths: {paths})"
+    )
+    lost = {str(s) for s in report.skipped}
+    for skipped_part in report.skipped:
+        click.secho(f"skipped: {skipped_part}", fg="red", err=True)
+    for warning in report.warnings:
+        if warning not in lost:  # each skipped part is also a warning: say it once
+            click.secho(f"warning: {warning}", fg="yellow", err=True)
+    for error in report.errors:
+        click.secho(f"failed: {error['path']}: {error['reason']}", fg="red", err=True)
 
 
 def _progress_bar() -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -44,23 +44,50 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def check_url(url: str, settings: Settings, resolve: Resolver = _resolve) -> None:
-    """Raise FetchError unless ``url`` is http(s) and (by default) resolves to public addresses."""
+def check_url(url: str, settings: Settings, resolve: Resolver = _resolve) -> str | None:
+    """Raise FetchError unless ``url`` is http(s) and (by default) resolves to public addresses.
+
+    Returns the checked address to connect to (None when private addresses are allowed):
+    connecting by name would resolve again, and a second answer may differ (DNS rebinding).
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise FetchError(url, f"scheme '{parts.scheme}' refused: only http and https are fetched")
     if not parts.hostname:
         raise FetchError(url, "no host in URL")
     if settings.allow_private_urls:
-        return
+        return None
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    for address in resolve(parts.hostname, port):
+    addresses = resolve(parts.hostname, port)
+    for address in addresses:
         if not _is_public(address):
             raise FetchError(
                 url,
                 f"refused: {parts.hostname} resolves to non-public address {address} "
                 "(set MMRAG_ALLOW_PRIVATE_URLS=1 to allow)",
             )
+    if not addresses:
+        raise FetchError(url, f"cannot resolve host {parts.hostname}")
+    return addresses[0]
+
+
+def _pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The request for ``url`` sent to the checked ``address``: (URL, headers, extensions).
+
+    The Host header keeps the name for the server, and TLS is verified against the name
+    (``sni_hostname``), so only the address lookup is skipped.
+    """
+    if address is None:
+        return url, {}, {}
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    extensions = {"sni_hostname": parts.hostname or ""} if parts.scheme == "https" else {}
+    return (
+        urlunsplit(parts._replace(netloc=netloc)),
+        {"Host": parts.netloc.rpartition("@")[2]},
+        extensions,
+    )
 
 
 def fetch_url(
@@ -72,16 +99,19 @@ def fetch_url(
 ) -> tuple[bytes, str]:
     """Download ``url`` under the safety rules; return (bytes, content type).
 
-    Redirects are followed by hand so every hop is checked against the same rules.
+    Redirects are followed by hand so every hop is checked against the same rules, and
+    each request goes to the address that was checked, not to a second DNS answer.
     """
     current = url
     with httpx.Client(
         timeout=settings.url_timeout, follow_redirects=False, transport=transport
     ) as client:
         for _ in range(settings.url_max_redirects + 1):
-            check_url(current, settings, resolve)
+            target, headers, extensions = _pinned(current, check_url(current, settings, resolve))
             try:
-                with client.stream("GET", current) as response:
+                with client.stream(
+                    "GET", target, headers=headers, extensions=extensions
+                ) as response:
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:

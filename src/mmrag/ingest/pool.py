@@ -8,6 +8,10 @@
 Workers are spawn-started (no fork of a process holding torch threads) and run at lower
 priority; at most ``window`` images are in flight, so memory stays flat however large
 the folder.
+
+Workers never outlive the run: each watches its parent and exits when the parent is gone
+(SIGKILL and OOM kills included, where no cleanup code in the parent runs); a clean exit
+or Ctrl-C shuts the pool down through the executor as usual.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -30,6 +36,8 @@ POOL_MIN_IMAGES = 24
 #: their cores; at lower priority workers decode in the encoder's gaps (and in bursts while
 #: the main process waits for them) instead of preempting it.
 _DECODE_NICE = 10
+#: How often a worker checks that its parent is alive, in seconds.
+_PARENT_POLL_S = 0.5
 
 Decoded = DecodedImage | DecodeFailure
 
@@ -42,8 +50,8 @@ def decode_all(tasks: Sequence[DecodeTask], workers: int, window: int) -> Iterat
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_lower_priority,
-        initargs=(_DECODE_NICE,),
+        initializer=_init_worker,
+        initargs=(_DECODE_NICE, os.getpid()),
     ) as pool:
         queue = iter(tasks)
         in_flight: deque[Future[Decoded]] = deque()
@@ -59,8 +67,21 @@ def decode_all(tasks: Sequence[DecodeTask], workers: int, window: int) -> Iterat
             yield result
 
 
-def _lower_priority(increment: int) -> None:
-    """Decode-worker initializer: yield the CPU to the encoding process (see _DECODE_NICE)."""
-    # Not permitted or not supported: decode at normal priority.
+def _init_worker(increment: int, parent: int) -> None:
+    """Decode-worker initializer: lower priority, and exit when the parent process dies."""
+    # Not permitted or not supported: decode at normal priority (see _DECODE_NICE).
     with contextlib.suppress(OSError):
         os.nice(increment)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit this worker as soon as ``parent`` is no longer its parent (it died; we were reparented).
+
+    A worker blocked on the task queue never notices a dead parent by itself: it holds its
+    own end of the queue's pipe, so no EOF comes. Polling getppid is portable and costs
+    nothing; os._exit skips cleanup that would wait on the dead parent's queues.
+    """
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)

@@ -5,6 +5,7 @@
     report = index.add(["photos/", "manual.pdf"])
     report.added, report.failed, report.errors   # [{"path": ..., "reason": ...}]
     report.skipped                               # [Skipped("/docs/manual.pdf", "page 7", ...)]
+    report.partial                               # sources indexed with some part skipped
     json.dumps(report.to_dict())
 """
 
@@ -38,6 +39,16 @@ class IndexReport:
     skipped: list[Skipped] = field(default_factory=list)
 
     @property
+    def partial(self) -> int:
+        """Sources indexed with at least one part (page, slide, row) skipped."""
+        return len({skipped.source for skipped in self.skipped})
+
+    @property
+    def lossy(self) -> bool:
+        """Whether anything was lost: a source failed or a part of one was skipped."""
+        return bool(self.failed or self.skipped)
+
+    @property
     def processed(self) -> int:
         """Sources dealt with so far, whatever the outcome."""
         return self.added + self.updated + self.unchanged + self.failed
@@ -66,9 +77,13 @@ class IndexReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "failed": self.failed,
+            "partial": self.partial,
             "pruned": self.pruned,
             "items": self.items,
             "errors": self.errors,
+            "skipped": [
+                {"path": s.source, "part": s.part, "reason": s.reason} for s in self.skipped
+            ],
             "warnings": self.warnings,
             "paths": self.paths,
             "seconds": round(self.seconds, 3),

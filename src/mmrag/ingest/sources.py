@@ -59,6 +59,21 @@ def errors_for(errors: list[InputError], target: str) -> bool:
     return any(error.source == target for error in errors)
 
 
+def _utf8(path: Path, errors: list[InputError]) -> bool:
+    """Whether the file name is valid UTF-8; if not, an error for it (the rest goes on).
+
+    The manifest and the store keep names as UTF-8 text: a name with other bytes (from
+    another system's encoding) cannot be recorded, so it is refused here, by name.
+    """
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        errors.append(InputError(shown, "file name is not valid UTF-8: rename the file"))
+        return False
+    return True
+
+
 def _expand_one(
     target: str, suffixes: frozenset[str], errors: list[InputError]
 ) -> Iterator[Source]:
@@ -75,13 +90,14 @@ def _expand_one(
             relative = child.relative_to(path).parts
             if any(part.startswith(".") for part in relative):
                 continue
-            if child.is_file() and child.suffix.lower() in suffixes:
+            if child.is_file() and child.suffix.lower() in suffixes and _utf8(child, errors):
                 yield Source(os.path.abspath(child))
     elif path.is_file():
         if path.suffix.lower() in _LIST_SUFFIXES:
             yield from _read_list(path, suffixes, errors)
         elif path.suffix.lower() in suffixes:
-            yield Source(os.path.abspath(path))
+            if _utf8(path, errors):
+                yield Source(os.path.abspath(path))
         else:
             errors.append(InputError(target, f"unsupported file type '{path.suffix or '(none)'}'"))
     elif path.exists():

@@ -1,0 +1,188 @@
+"""Load on `mmrag serve`: C concurrent clients x N searches each against a 10k-item index.
+
+Run: ``PYTHONPATH=src python benchmarks/serve_load.py --items 10000 --clients 32 --searches 2000``.
+
+It builds a text-only index (MiniLM, no CLIP) of ``--items`` short synthetic texts, starts
+``mmrag serve`` on loopback in a child process, and runs first a baseline (one client,
+``--baseline`` searches), then ``--clients`` threads each sending ``--searches`` searches
+with varied queries and k. It prints errors (any non-200, any transport error), p50/p99
+latency and requests/s for both, the server's peak RSS, the CPU model (/proc/cpuinfo) and
+the load average. The acceptance figure is 0 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+WORDS = [
+    "pump",
+    "valve",
+    "filter",
+    "motor",
+    "belt",
+    "sensor",
+    "gasket",
+    "bearing",
+    "hose",
+    "switch",
+    "fuse",
+    "panel",
+]
+
+
+def cpu_model() -> str:
+    """The CPU model from /proc/cpuinfo."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def load() -> str:
+    """The load average beside the core count."""
+    return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus"
+
+
+def build_index(root: Path, items: int) -> Path:
+    """A text-only index of ``items`` synthetic notes, embedded with the index's MiniLM.
+
+    Written through the store directly: mmrag has no plain-text ingester, and what is
+    measured here is serving, not ingestion.
+    """
+    import mmrag
+    from mmrag.types import Item, content_hash, item_id
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, 6)) + f" note {i}" for i in range(items)]
+    with mmrag.open(root / "idx", model="none") as index:
+        for start in range(0, items, 1000):
+            batch = texts[start : start + 1000]
+            rows = [
+                Item(
+                    id=item_id("bench", start + n),
+                    kind="text",
+                    source=f"bench/notes{(start + n) // 100:04d}.md",
+                    content_hash=content_hash(text.encode()),
+                    text=text,
+                )
+                for n, text in enumerate(batch)
+            ]
+            index.store.upsert(rows, {"text": index.text.encode(batch)})
+        index.store.optimize()
+        print(f"index: {index.stats()['items']} items ({load()})")
+    return root / "idx"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(index: Path, port: int) -> subprocess.Popen[bytes]:
+    """`mmrag serve` in a child; returns once /api/health answers."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    command = [sys.executable, "-m", "mmrag", "serve", "--index", str(index), "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("mmrag serve did not start")
+
+
+def client(url: str, searches: int, seed: int, latencies: list[float], errors: list[str]) -> None:
+    """One client: ``searches`` searches, each latency (s) or error recorded."""
+    rng = np.random.default_rng(seed)
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for i in range(searches):
+            params: dict[str, object] = {"q": " ".join(rng.choice(WORDS, 2)), "k": int(1 + i % 20)}
+            started = time.perf_counter()
+            try:
+                response = http.get("/api/search", params=params)
+                if response.status_code != 200:
+                    errors.append(f"{response.status_code}: {response.text[:200]}")
+            except httpx.HTTPError as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            latencies.append(time.perf_counter() - started)
+
+
+def run(url: str, clients: int, searches: int) -> tuple[list[float], list[str], float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    threads = [
+        threading.Thread(target=client, args=(url, searches, seed, latencies, errors))
+        for seed in range(clients)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors, time.perf_counter() - started
+
+
+def report(name: str, latencies: list[float], errors: list[str], seconds: float) -> None:
+    ms = np.array(latencies) * 1000
+    print(
+        f"{name:>9}: {len(latencies)} requests, {len(errors)} errors, "
+        f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
+        f"{len(latencies) / seconds:.1f} req/s  ({load()})"
+    )
+    for error in errors[:5]:
+        print(f"   error: {error}")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The server's peak resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--searches", type=int, default=2000, help="per client")
+    parser.add_argument("--baseline", type=int, default=200, help="searches of the one client")
+    args = parser.parse_args()
+    print(f"cpu: {cpu_model()}; {load()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        index = build_index(Path(tmp), args.items)
+        port = free_port()
+        server = serve(index, port)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            report("baseline", *run(url, 1, args.baseline))
+            latencies, errors, seconds = run(url, args.clients, args.searches)
+            report(f"{args.clients} clients", latencies, errors, seconds)
+            print(f"server peak RSS: {peak_rss_mb(server.pid):.0f} MB")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    if errors:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""kill -9 ``mmrag index`` at several points of a run of images and PDFs; searches meanwhile.
+
+After each kill: no process of the run is left, the index opens and answers. The last run
+resumes without re-embedding what was finished, and the final index equals a run without
+crashes: same ids, no duplicates, nothing missing, the same search results. A longer soak
+(more files, more kills, random points) is ``benchmarks/crash_soak.py``.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability_helpers import (
+    alive,
+    descendants,
+    make_mixed_corpus,
+    manifest_sources,
+    report_of,
+    start_index,
+)
+
+import mmrag
+from mmrag.errors import StoreError
+
+pytestmark = [
+    pytest.mark.reliability,
+    pytest.mark.integration,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)"),
+]
+pytest.importorskip("pymupdf")
+
+IMAGES, PDFS, PAGES = 160, 4, 3
+QUERIES = ("a red circle", "maintenance step 12", "picture 40", "document 3 page 1")
+#: Where each run is killed: seconds after its first batch landed in the index (None:
+#: during start-up, before any batch), so kills fall before, between and inside flushes.
+KILL_POINTS: tuple[float | None, ...] = (None, 0.0, 0.2, 0.5)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_mixed_corpus(tmp_path_factory.mktemp("mixed") / "c", IMAGES, PDFS, PAGES)
+
+
+def _snapshot(index_dir: Path, model: Path) -> dict[str, Any]:
+    """What the index holds: item ids by source, row count, search results."""
+    with mmrag.open(index_dir, model=str(model), create=False) as index:
+        ids = {item for record in index.manifest for item in record.items}
+        searches = {
+            q: [(hit.item.id, round(hit.score, 4)) for hit in index.search(q, k=8)] for q in QUERIES
+        }
+        return {
+            "ids": ids,
+            "rows": index.store.count(),
+            "found": len(index.get(sorted(ids))),
+            "sources": len(index.manifest),
+            "searches": searches,
+        }
+
+
+def _kill_at(point: float | None, index_dir: Path, process: Any) -> bool:
+    """SIGKILL the run at ``point``; False when it finished first. Asserts no orphan remains."""
+    before = manifest_sources(index_dir)
+    deadline = time.monotonic() + 120
+    if point is None:
+        time.sleep(1.0)
+    else:
+        while manifest_sources(index_dir) <= before and process.poll() is None:
+            assert time.monotonic() < deadline, "no batch landed in two minutes"
+            time.sleep(0.02)
+        time.sleep(point)
+    if process.poll() is not None:
+        return False
+    tree = descendants(process.pid)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    end = time.monotonic() + 10
+    while alive(tree) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not alive(tree), f"processes outlived the killed run: {alive(tree)}"
+    return True
+
+
+def test_kill_9_at_many_points_then_resume_equals_a_clean_run(
+    corpus: Path, tiny_clip: Path, tmp_path: Path
+) -> None:
+    clean_dir, crashed_dir = tmp_path / "clean", tmp_path / "crashed"
+    with mmrag.open(clean_dir, model=str(tiny_clip), ocr=False, workers=2) as index:
+        clean = index.add(corpus)
+    assert clean.failed == 0 and clean.added == IMAGES + PDFS
+    kills = 0
+    for point in KILL_POINTS:
+        process = start_index([corpus], crashed_dir, tiny_clip, MMRAG_WORKERS="2")
+        kills += _kill_at(point, crashed_dir, process)
+        if (crashed_dir / "index.json").exists():  # after each crash the index opens
+            state = _snapshot(crashed_dir, tiny_clip)
+            assert state["rows"] >= len(state["ids"]) == state["found"]
+    assert kills >= 3, "the run finished before most kill points: make the corpus larger"
+    finished = manifest_sources(crashed_dir)
+    final = report_of(start_index([corpus], crashed_dir, tiny_clip, MMRAG_WORKERS="2"))
+    # Resumed: what the manifest recorded as done was skipped unread, nothing re-embedded.
+    assert final["unchanged"] == finished and final["updated"] == 0
+    assert final["added"] == IMAGES + PDFS - finished and final["failed"] == 0
+    want, got = _snapshot(clean_dir, tiny_clip), _snapshot(crashed_dir, tiny_clip)
+    assert got["ids"] == want["ids"]  # nothing missing, nothing extra
+    assert got["rows"] == want["rows"] == len(want["ids"])  # no duplicate rows
+    assert got["found"] == len(want["ids"])
+    assert got["searches"] == want["searches"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=StoreError,
+    reason="LanceStore.optimize() drops old versions at once (cleanup_older_than=0) and a "
+    "reader stays on the version it opened: after a writer's second run every search of a "
+    "long-lived reader (mmrag serve) fails with 'Not found: ...lance' until it is reopened",
+)
+def test_a_long_lived_reader_keeps_searching_across_writer_runs(
+    corpus: Path, tiny_clip: Path, tmp_path: Path
+) -> None:
+    images = sorted(corpus.glob("img*.png"))
+    with mmrag.open(tmp_path / "idx", model=str(tiny_clip), ocr=False) as reader:
+        reader.add(images[:10])
+        with mmrag.open(tmp_path / "idx", create=False) as writer:
+            for run in range(3):  # as `mmrag index` runs would, while `mmrag serve` reads
+                writer.add(images[10 + 10 * run : 20 + 10 * run])
+                hits = reader.search(QUERIES[run], k=10)
+                ids = [hit.item.id for hit in hits]
+                assert hits and len(ids) == len(set(ids))
+                assert len(reader.get(ids)) == len(ids)
