@@ -28,13 +28,15 @@ def _sign_photo(path: Path) -> None:
     image.save(path, quality=92)
 
 
-def test_ocr_text_folds_into_its_image(tmp_path: Path, tiny_clip: Path) -> None:
+def test_ocr_text_folds_into_its_image(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     _sign_photo(photos / "sign.jpg")
     for colour in ("red", "blue"):
         draw_photo(colour).save(photos / f"{colour}.png")
-    with mmrag.open(tmp_path / "idx", model=str(tiny_clip), ocr=True) as index:
+    # No CLIP: a random-weight tower's ranking of three photos is a coin toss that fusion
+    # weighs like any path's, and this test is about where OCR text lands, not about CLIP.
+    with mmrag.open(tmp_path / "idx", model="none", ocr=True) as index:
         assert index.add(photos).failed == 0
         hits = index.search("harbour cafe open daily", k=5)
     assert hits[0].item.kind == "image" and hits[0].item.source.endswith("sign.jpg")

@@ -92,9 +92,10 @@ class Searcher:
             return []
         parents = self._parents(hit.item for hits in ranked.values() for hit in hits)
         units = {path: gather(hits, parents) for path, hits in ranked.items()}
-        # Full text that returned fewer than it could has returned every match: what it
-        # did not return scores 0 there, not "just below its last hit".
-        absent = {p: 0.0 for p, hits in ranked.items() if p == "bm25" and len(hits) < fetch}
+        # A path that returned fewer than it could has returned all it has (full text: every
+        # match; a vector space: every item with a vector there): the candidates it lacks are
+        # unrelated to it (score 0), not "just below its last hit".
+        absent = {p: 0.0 for p, hits in ranked.items() if len(hits) < fetch}
         scores = self._fuse(query, units, absent)
         return _merged(units, scores)[:k]
 
