@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench_common import cpu_model
+
 from mmrag import app
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "evaldata" / "magento_luma_catalog"
@@ -39,14 +41,6 @@ NOUNS = {
     "pants": ("Pants",),
     "shorts": ("Shorts",),
 }
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def load(path: Path) -> list[dict]:

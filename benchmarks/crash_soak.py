@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import cpu_model
 from PIL import Image, ImageDraw
 
 QUERIES = ("a red circle", "maintenance step 12", "picture 40", "document 3 page 1")
@@ -33,13 +34,6 @@ QUERIES = ("a red circle", "maintenance step 12", "picture 40", "document 3 page
 
 def load() -> str:
     return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def corpus(root: Path, images: int, pdfs: int) -> Path:

@@ -34,6 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench_common import cpu_model  # noqa: E402
+
 from mmrag.config import Settings  # noqa: E402
 from mmrag.errors import InputError  # noqa: E402
 from mmrag.ingest.base import Extracted, SourceData  # noqa: E402
@@ -115,13 +117,6 @@ def _blank() -> Any:
     return img
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def _load() -> str:
     return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
@@ -157,7 +152,7 @@ def extract_counts(pdfs: list[Path], settings: Settings) -> dict[str, Any]:
 def compare(root: Path, every: int) -> int:
     """Earlier settings against today's defaults on the same PDFs, in this process."""
     pdfs = sorted(root.glob("*.pdf"))[::every]
-    print(f"{len(pdfs)} PDFs under {root} (every {every}); {_cpu()}; {_load()}")
+    print(f"{len(pdfs)} PDFs under {root} (every {every}); {cpu_model()}; {_load()}")
     runs = {
         "earlier (doc_context=False, tables=False)": Settings(
             ocr=False, doc_context=False, tables=False

@@ -30,7 +30,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -44,6 +43,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from bench_common import cpu_model  # noqa: E402
 
 import mmrag  # noqa: E402
 from mmrag.evaluate import bootstrap_interval  # noqa: E402
@@ -70,17 +71,6 @@ def load_questions(folder: Path) -> list[Question]:
             pages = frozenset(int(e["page_num_0based"]) + 1 for e in row["evidence"])
             out.append(Question(row["doc"], row["question"], pages))
     return out
-
-
-def cpu_model() -> str:
-    """The CPU's model name, for the record."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def first_rank(pages: Sequence[tuple[str, int]], q: Question, within: bool) -> int | None:

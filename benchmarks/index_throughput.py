@@ -287,7 +287,7 @@ def main() -> None:
     files = find_photos(args.evaldata, args.limit)
     sys.path.insert(0, str(REPO / "benchmarks"))
     from ocr_policy import compare as ocr_compare
-    from text_precision import cpu_model
+    from bench_common import cpu_model
 
     print(
         f"CPU {cpu_model()}; {len(files)} photos from {', '.join(DATASETS)}; "

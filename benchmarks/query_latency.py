@@ -28,18 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_common import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 QUERIES = ["a photo of a dog", "red dress with short sleeves", "quarterly revenue growth", "cat"]
 BUSY = "import numpy as np\na = np.random.rand(1500, 1500)\nwhile True:\n    a @ a\n"
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo."""
-    for line in Path("/proc/cpuinfo").read_text(errors="ignore").splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def wall(cmd: list[str], env: dict[str, str], runs: int) -> float:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from bench_common import cpu_model
 
 WORDS = [
     "pump",
@@ -39,17 +40,6 @@ WORDS = [
     "fuse",
     "panel",
 ]
-
-
-def cpu_model() -> str:
-    """The CPU model from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def load() -> str:

@@ -19,16 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo."""
-    for line in Path("/proc/cpuinfo").read_text(errors="ignore").splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def real_chunks(folder: Path, n: int, chunk_chars: int) -> list[str]:
