@@ -286,8 +286,8 @@ def main() -> None:
 
     files = find_photos(args.evaldata, args.limit)
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from ocr_policy import compare as ocr_compare
     from bench_common import cpu_model
+    from ocr_policy import compare as ocr_compare
 
     print(
         f"CPU {cpu_model()}; {len(files)} photos from {', '.join(DATASETS)}; "
