@@ -24,7 +24,6 @@ from reliability_helpers import (
 )
 
 import mmrag
-from mmrag.errors import StoreError
 
 pytestmark = [
     pytest.mark.reliability,
@@ -111,13 +110,6 @@ def test_kill_9_at_many_points_then_resume_equals_a_clean_run(
     assert got["searches"] == want["searches"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StoreError,
-    reason="LanceStore.optimize() drops old versions at once (cleanup_older_than=0) and a "
-    "reader stays on the version it opened: after a writer's second run every search of a "
-    "long-lived reader (mmrag serve) fails with 'Not found: ...lance' until it is reopened",
-)
 def test_a_long_lived_reader_keeps_searching_across_writer_runs(
     corpus: Path, tiny_clip: Path, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,9 @@ class LanceStore:
         self.index_policy = index_policy if index_policy is not None else IndexPolicy()
         self._schema = table_schema(self.spaces)
         try:
-            self._db = lancedb.connect(str(self.path))
+            # Every read checks for the latest version: a long-lived reader (mmrag serve) must
+            # follow other processes' writes, since optimize() removes the versions it read.
+            self._db = lancedb.connect(str(self.path), read_consistency_interval=timedelta(0))
             exists = table in self._db.list_tables().tables
             if exists and overwrite:
                 self._db.drop_table(table)
