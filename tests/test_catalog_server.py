@@ -34,7 +34,7 @@ def test_product_search_similar_and_cards(tmp_path: Path) -> None:
         similar = client.get(f"/api/items/{asked}/similar", params={"k": 4}).json()["results"]
         assert len(similar) == 4
         assert all(r["kind"] == "product" and r["id"] != asked for r in similar)
-        assert client.get("/api/items/nope/similar").status_code == 404
+        assert client.get(f"/api/items/{'0' * 24}/similar").status_code == 404  # no such item
 
         page = client.get("/").text
         assert "productInfo" in page and "swatch" in page

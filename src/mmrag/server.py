@@ -251,7 +251,8 @@ def create_app(index: Index, *, api_key: str | None = None) -> Any:
         responses=_errors(400, 401, 422),
     )
     def search(
-        q: Annotated[str, Query(min_length=1, max_length=4000)],
+        # Something besides whitespace (Unicode's too: U+0085), or search has no query.
+        q: Annotated[str, Query(min_length=1, max_length=4000, pattern=r"\S")],
         k: Annotated[int, Query(ge=1, le=200)] = 10,
         where: Where = None,
         min_score: Floor = None,
