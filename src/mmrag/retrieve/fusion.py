@@ -48,9 +48,10 @@ def zscore_fusion(
     stands out) moves nothing much. Every path is normalised over the candidates of all
     paths: a candidate a path did not return scores ``absent[path]`` there (say 0 for a
     full-text path that returned every match), by default the path's lowest score, so
-    "not found here" counts against, a little, and is never a bonus. Measured on
-    financebench_dev (43 questions, 3,651 pages), MiniLM + BM25 by page: R@5 across the
-    documents 0.56 with this, 0.51 with rank fusion, 0.37 for the best single path.
+    "not found here" counts against, a little, and is never a bonus. In a prototype on
+    financebench_dev (43 questions, 3,651 pages; MiniLM + BM25 by page, no document boost)
+    R@5 across the documents was 0.56 with this, 0.51 with rank fusion, 0.37 for the best
+    single path; in mmrag (with the boost) 0.70 against 0.42 for the text path alone.
     """
     paths = {path: _best(pairs) for path, pairs in ranked.items() if pairs}
     keys = list(dict.fromkeys(key for best in paths.values() for key in best))
