@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from mmrag.retrieve.attributes import apply_boosts, learn_facets, parse_query
+from mmrag.retrieve.attributes import ParsedQuery, apply_boosts, learn_facets, parse_query
+from mmrag.retrieve.products import parsed_search
 from mmrag.types import Hit, Item, Range
 
 FACETS = {
@@ -81,6 +82,37 @@ def test_boosts_reorder_hits_by_the_share_of_facets_matched() -> None:
     assert [h.item.id for h in boosted] == ["tank", "tee"]
     assert boosted[0].score == pytest.approx(0.8 * 1.5)
     assert apply_boosts(hits, []) == hits
+
+
+def test_a_boost_raises_a_negative_fused_score_too() -> None:
+    # Fused z-scores go below zero; a matching hit there must rise, not sink.
+    hits = [
+        Hit(Item("plain", "product", "s", metadata={"colors": ["Blue"]}), -0.2),
+        Hit(Item("red", "product", "s", metadata={"colors": ["Red"]}), -0.3),
+    ]
+    boosted = apply_boosts(hits, [("colors", ("Red",))])
+    assert [h.item.id for h in boosted] == ["red", "plain"]
+    assert boosted[0].score == pytest.approx(-0.3 + 0.3 * 0.5)
+
+
+def test_a_parsed_querys_first_results_do_not_depend_on_k() -> None:
+    # Forty hits ranked by score; the 20th is red. With a fetch of 3k, k=5 never saw it.
+    ranked = [
+        Hit(
+            Item(f"p{i}", "product", "s", metadata={"colors": ["Red" if i == 20 else "Blue"]}),
+            10.0 - i * 0.1,
+        )
+        for i in range(40)
+    ]
+
+    def run(query: str, fetch: int, where: Any) -> list[Hit]:
+        return ranked[:fetch]
+
+    parsed = ParsedQuery("hoodie", boosts=(("colors", ("Red",)),))
+    five = parsed_search(run, _Items(), "red hoodie", 5, None, parsed)
+    ten = parsed_search(run, _Items(), "red hoodie", 10, None, parsed)
+    assert five[0].item.id == "p20"
+    assert [h.item.id for h in ten[:5]] == [h.item.id for h in five]
 
 
 class _Items:

@@ -200,7 +200,9 @@ def apply_boosts(
 ) -> list[Hit]:
     """Hits rescored by the share of boosts their item (or ``lookup[item.parent]``) matches.
 
-    Scores are multiplied, so the boost keeps meaning whatever scale fusion produced.
+    A score grows by that share of its own size, so the boost keeps meaning whatever scale
+    fusion produced, and it always raises: fused z-scores can be negative, and multiplying
+    one would push a matching hit down.
     """
     if not boosts:
         return list(hits)
@@ -211,8 +213,8 @@ def apply_boosts(
         if "categories" not in meta and lookup and parent is not None and parent in lookup:
             meta = lookup[parent].metadata
         matched = sum(_holds(meta.get(facet), values) for facet, values in boosts)
-        factor = 1.0 + weight * matched / len(boosts)
-        out.append(replace(hit, score=hit.score * factor) if matched else hit)
+        lift = abs(hit.score) * weight * matched / len(boosts)
+        out.append(replace(hit, score=hit.score + lift) if matched else hit)
     return sorted(out, key=lambda h: -h.score)
 
 

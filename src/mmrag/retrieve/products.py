@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 FACETS_FILE = "facets.json"
 
 
+#: Hits a parsed or filtered query fetches before boosts and bound checks, at least.
+_PARSED_FETCH = 75
+
+
 def load_facets(store: VectorStore, root: Path) -> dict[str, Any]:
     """The index's facet values (colours, categories) and product count, learned once per write."""
     path = root / FACETS_FILE
@@ -92,8 +96,9 @@ def parsed_search(
         query, boosts = parsed.query, parsed.boosts
         where = {**parsed.where, **(where or {})}
         prefer = {key: v for key, v in parsed.prefer.items() if key not in where}
-    # Room for the hits that boosts promote and bound checks drop.
-    fetch = k * 3 if boosts or where else k
+    # Room for the hits that boosts promote and bound checks drop; a fixed floor (not just 3k)
+    # so that which hits boosts can promote, and so the first results, do not depend on k.
+    fetch = max(k * 3, _PARSED_FETCH) if boosts or where else k
     hits = search_preferring(lambda filters: run(query, fetch, filters), where, prefer)
     hits = enforce_bounds(store, hits, where)
     return apply_boosts(hits, boosts)[:k]
