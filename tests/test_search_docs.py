@@ -33,6 +33,11 @@ def _report(path: Path, company: str, year: str, capex: str) -> None:
         "equipment "
         f"(capital expenditure) were {capex} million dollars.",
         f"Employees. {FILLER} Headcount grew in every region.",
+        # Prose that repeats an analyst question's incidental words, not its subject.
+        "Investor relations. Analysts ask questions and we answer each question using the "
+        "information in our public statements; an analyst may assume that the information "
+        "provided primarily answers the question. Questions from analysts are answered "
+        "promptly, and the information is provided to every analyst.",
     ]
     for text in pages:
         page = doc.new_page(width=595, height=842)
@@ -105,3 +110,21 @@ def test_fused_ranking_is_no_worse_than_either_path_on_these_questions(
         return total / len(COMPANIES)
 
     assert mrr(None) >= max(mrr(["text"]), mrr(["bm25"]))
+
+
+def test_a_long_question_is_not_won_by_prose_that_repeats_its_incidental_words(
+    reports: mmrag.Index,
+) -> None:
+    # Full text alone prefers the investor-relations page (it holds "analyst", "answer",
+    # "question", "information" many times); the question's subject is on page 4. The
+    # full-text path counts only as much as its best hit holds of the question.
+    question = (
+        "Assume that you are an analyst. Answer the following question using the information "
+        "provided primarily in the statements: how much did ACME spend on property and "
+        "equipment in 2019?"
+    )
+    where = {"doc": "ACME_2019_10K.pdf"}
+    bm25 = reports.search(question, k=3, where=where, paths=["bm25"])
+    assert bm25[0].item.page == 6  # the trap is real
+    hits = reports.search(question, k=3, where=where)
+    assert hits[0].item.page == 4

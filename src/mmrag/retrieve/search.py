@@ -21,6 +21,7 @@ from ..errors import ConfigError, StoreError
 from ..models.base import ImageTextEncoder, TextEncoder
 from ..stores.base import VectorStore
 from ..types import Hit, Item, Where
+from .confidence import coverage
 from .documents import document_boost, identity
 from .fusion import zscore_fusion
 from .grouping import MAX_DEPTH, Unit, gather, parents_needed
@@ -39,6 +40,9 @@ _FETCH = 100
 #: prototype: 0.5 / 1 / 2 gave R@5 across documents 0.65 / 0.70 / 0.67; in mmrag, boost off
 #: 0.535, on 0.698).
 _DOC_BOOST = 1.0
+#: Full-text hits whose text is checked for how much of the query they hold (the best one
+#: counts; see :mod:`.confidence`).
+_COVERAGE_HITS = 3
 
 
 class Searcher:
@@ -97,8 +101,25 @@ class Searcher:
         # match; a vector space: every item with a vector there): the candidates it lacks are
         # unrelated to it (score 0), not "just below its last hit".
         absent = {p: 0.0 for p, hits in ranked.items() if len(hits) < fetch}
-        scores = self._fuse(query, units, absent)
+        scores = self._fuse(query, units, absent, self._weights(query, ranked))
         return _merged(units, scores)[:k]
+
+    def _weights(self, query: str, ranked: Mapping[str, list[Hit]]) -> dict[str, float]:
+        """Each path's weight for this query: the configured one, the full-text path's
+        scaled by how much of the query its best hits hold (:func:`.confidence.coverage`).
+
+        On financebench_dev this lifted R@10 within a question's document from 0.744 to
+        0.860 (the text path alone: 0.860) and across documents from 0.791 to 0.837;
+        pdfs_real caption R@1 went 0.984 -> 0.976 (BM25 alone: 0.969).
+        """
+        weights = {
+            path: 1.0 if self.weights is None else self.weights.get(path, 1.0) for path in ranked
+        }
+        if "bm25" in weights and len(ranked) > 1:
+            best = ranked["bm25"][:_COVERAGE_HITS]
+            held = coverage(query, (f"{h.item.context or ''}\n{h.item.text or ''}" for h in best))
+            weights["bm25"] *= held
+        return weights
 
     def _run_paths(
         self,
@@ -135,7 +156,11 @@ class Searcher:
         return pool
 
     def _fuse(
-        self, query: str, units: Mapping[str, list[Unit]], absent: Mapping[str, float]
+        self,
+        query: str,
+        units: Mapping[str, list[Unit]],
+        absent: Mapping[str, float],
+        weights: Mapping[str, float],
     ) -> dict[str, float]:
         """Fused unit scores: one path keeps its own scores; several are z-score fused and
         the documents the query names boosted."""
@@ -143,7 +168,7 @@ class Searcher:
             return {u.item.id: u.score for u in next(iter(units.values()))}
         fused = zscore_fusion(
             {path: [(u.item.id, u.score) for u in us] for path, us in units.items()},
-            weights=self.weights,
+            weights=weights,
             absent=absent,
         )
         heads = {u.item.id: u.item for us in units.values() for u in us}
