@@ -292,3 +292,30 @@ def test_real_pdfs_have_a_captioned_figure_on_the_page_their_caption_names() -> 
         for r in rows
     )
     assert found / len(rows) >= 0.85, f"{found}/{len(rows)} captions matched a figure"
+
+
+def test_a_shaded_table_is_not_a_figure_but_a_drawn_chart_with_labels_is(tmp_path: Path) -> None:
+    # Filings draw their financial statements as shaded rows of labels and numbers: a
+    # cluster of vector paths that is really a table, already on the page's text.
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    rows = ["Net sales", "Cost of sales", "Gross profit", "Operating expenses", "Net income"]
+    for i, label in enumerate(rows * 2):
+        y = 100 + i * 18
+        shade = (0.85, 0.9, 0.95) if i % 2 else (0.95, 0.95, 0.95)
+        for x0, x1 in ((72, 390), (390, 460), (460, 523)):  # shaded cells, row by row
+            page.draw_rect(pymupdf.Rect(x0, y - 12, x1, y + 6), color=None, fill=shade)
+        page.insert_text((76, y), label, fontsize=9)
+        page.insert_text((400, y), f"{1_204 + 37 * i:,}", fontsize=9)
+        page.insert_text((470, y), f"{998 + 41 * i:,}", fontsize=9)
+    page.draw_line((100, 700), (500, 700))  # a bar chart with a few tick labels, uncaptioned
+    page.draw_line((100, 700), (100, 450))
+    for i, height in enumerate((80, 150, 120, 200, 60)):
+        bar = pymupdf.Rect(130 + i * 70, 700 - height, 170 + i * 70, 700)
+        page.draw_rect(bar, color=(0, 0, 0), fill=(0.2, 0.4, 0.8))
+    for i, year in enumerate(("2019", "2020", "2021")):
+        page.insert_text((140 + i * 140, 715), year, fontsize=8)
+    doc.save(tmp_path / "statement.pdf")
+    figs = [e.item for e in _extract(tmp_path / "statement.pdf") if e.item.kind == "figure"]
+    assert len(figs) == 1
+    assert figs[0].bbox[1] >= 440  # the chart, not the table above it
