@@ -201,3 +201,11 @@ def test_cli_without_a_model_is_an_error(
 )
 def test_model_replies_become_clean_captions(reply: str, caption: str) -> None:
     assert clean_caption(reply) == caption
+
+
+def test_an_empty_caption_is_a_failure_not_a_caption(index_dir: Path) -> None:
+    with FakeLLMServer("openai", default_text="A shape.") as server, open_index(index_dir) as index:
+        server.script(Reply.ok(" [1] "))
+        report = index.describe(f"{server.url}#vlm", jobs=1)
+        assert [reason for _, reason in report.failed] == ["the model returned an empty caption"]
+        assert report.described == 2 and len(captions(index)) == 2

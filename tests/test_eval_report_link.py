@@ -104,6 +104,9 @@ def test_a_report_written_elsewhere_is_linked_and_a_vanished_one_is_not(
         assert client.get("/api/report").status_code == 404
     record_latest(index_dir, index_dir / "reports" / "missing", "gone")
     assert latest_report(index_dir) is None
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("")
+    assert main(["eval", str(queries), "--index", str(index_dir), "--report", str(a_file)]) == 2
 
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")

@@ -30,7 +30,7 @@ from PIL import Image
 
 from .answer.base import Answerer, make_answerer, resolve_model
 from .config import Settings
-from .errors import ConfigError, MmragError
+from .errors import ConfigError, InputError, MmragError
 from .ingest.items import caption_item, part_hash
 from .models.base import TextEncoder
 from .stores.base import VectorStore
@@ -260,18 +260,24 @@ def _captions(
                 progress(done, len(todo))
             try:
                 caption, tokens_in, tokens_out = future.result()
-            except MmragError as exc:
-                report.fail(item.source, str(exc))
-                continue
             except Exception as exc:  # one picture must not stop the run
-                log.exception("describing %s failed", item.source)
-                report.fail(item.source, f"{type(exc).__name__}: {exc}")
+                report.fail(item.source, _reason(exc, item))
                 continue
             cache.put(item.content_hash, key, caption)
             report.described += 1
             report.input_tokens += tokens_in
             report.output_tokens += tokens_out
             yield item, caption
+
+
+def _reason(exc: Exception, item: Item) -> str:
+    """Why a picture failed, for the report (an unexpected error is logged with its trace)."""
+    if isinstance(exc, InputError):
+        return exc.reason
+    if isinstance(exc, MmragError):  # the model's API failed: its message names the status
+        return str(exc)
+    log.error("describing %s failed", item.source, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _ask(answerer: Answerer, item: Item, load_image: LoadImage) -> tuple[str, int, int]:
@@ -283,11 +289,11 @@ def _ask(answerer: Answerer, item: Item, load_image: LoadImage) -> tuple[str, in
     bare = Item(id=item.id, kind=item.kind, source="picture", content_hash=item.content_hash)
     picture = load_image(item)
     if picture is None:
-        raise MmragError(f"{item.source}: no picture stored for this item")
+        raise InputError(item.source, "no picture stored for this item")
     answer = answerer.answer(DESCRIBE_PROMPT, [Hit(bare, 1.0)], lambda _: picture)
     caption = clean_caption(answer.text)
     if not caption:
-        raise MmragError(f"{item.source}: the model returned an empty caption")
+        raise InputError(item.source, "the model returned an empty caption")
     usage = answer.usage
     tokens_in = (usage.input_tokens or 0) if usage else 0
     tokens_out = (usage.output_tokens or 0) if usage else 0
