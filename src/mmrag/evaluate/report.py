@@ -145,7 +145,9 @@ def bar_chart(rows: Sequence[PathScores], cutoffs: Sequence[int], out: Path) -> 
         raise DependencyError("matplotlib", "eval", "The report's chart") from None
     metrics = metric_names(cutoffs)
     width = 0.8 / max(len(rows), 1)
-    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) + 0.4 * len(rows)), 4))
+    columns = min(len(rows), 4)
+    height = 3.6 + 0.25 * -(-len(rows) // columns)  # room for the legend's lines below
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) + 0.4 * len(rows)), height))
     for number, row in enumerate(rows):
         means = [row.metric(m) for m in metrics]
         errors = [
@@ -157,7 +159,8 @@ def bar_chart(rows: Sequence[PathScores], cutoffs: Sequence[int], out: Path) -> 
     axes.set_xticks(range(len(metrics)), [_title(m) for m in metrics])
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("score (95% bootstrap interval)")
-    axes.legend(fontsize="small", ncols=min(len(rows), 4), loc="upper left")
+    # Below the axes: inside, it hid the bars near 1.0 that matter most.
+    axes.legend(fontsize="small", ncols=columns, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
