@@ -209,3 +209,20 @@ def test_an_empty_caption_is_a_failure_not_a_caption(index_dir: Path) -> None:
         report = index.describe(f"{server.url}#vlm", jobs=1)
         assert [reason for _, reason in report.failed] == ["the model returned an empty caption"]
         assert report.described == 2 and len(captions(index)) == 2
+
+
+def test_captions_work_the_same_on_the_qdrant_backend(
+    tmp_path: Path, photos: Path, tiny_clip: Path
+) -> None:
+    settings = {"model": str(tiny_clip), "ocr": False, "answer_retries": 0}
+    store = f"qdrant+local:{tmp_path / 'qdrant'}"
+    with mmrag.open(tmp_path / "q-idx", store=store, **settings) as index:
+        assert type(index.store).__name__ == "QdrantStore"
+        index.add(photos)
+        with FakeLLMServer("openai") as server:
+            server.script(Reply.ok("A blue tile."), Reply.ok("A zebra by a lighthouse."))
+            assert index.describe(f"{server.url}#vlm", jobs=1).described == 3
+            assert index.describe(f"{server.url}#vlm").current == 3
+            assert len(server.requests) == 3
+        hits = index.search("zebra near a lighthouse", k=2, paths=["text"])
+        assert hits[0].item.source.endswith("green_circle.png")
