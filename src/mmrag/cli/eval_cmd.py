@@ -226,9 +226,10 @@ def _print(result: EvalRun, as_json: bool, written: Path | None) -> None:
         c = result.comparison
         low, high = c.interval
         verdict = "excludes 0" if c.significant else "includes 0"
+        ties = f"; equal to {c.best} on every query: {', '.join(c.ties)}" if c.ties else ""
         click.echo(
             f"{c.best} - {c.second} on {c.metric}: {c.difference:+.3f} "
-            f"[{low:+.3f}, {high:+.3f}] ({verdict})"
+            f"[{low:+.3f}, {high:+.3f}] ({verdict}{ties})"
         )
     if written:
         click.echo(f"report: {written}")

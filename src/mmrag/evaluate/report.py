@@ -71,10 +71,15 @@ def _verdict(comparison: Comparison) -> str:
         else "includes zero: not distinguishable on these queries"
     )
     low, high = comparison.interval
+    ties = (
+        f" {', '.join(comparison.ties)} equal the best on every query, so the next row is compared."
+        if comparison.ties
+        else ""
+    )
     return (
         f"Best two on {_title(comparison.metric)}: **{comparison.best}** minus "
         f"**{comparison.second}** = {comparison.difference:+.3f}, paired bootstrap 95% "
-        f"interval [{low:+.3f}, {high:+.3f}] ({verdict})."
+        f"interval [{low:+.3f}, {high:+.3f}] ({verdict}).{ties}"
     )
 
 
