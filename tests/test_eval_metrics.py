@@ -106,6 +106,18 @@ def test_paired_comparison_of_the_best_two_rows() -> None:
     assert compare([strong], "mrr") is None  # type: ignore[list-item]
 
 
+def test_a_row_equal_to_the_best_on_every_query_is_passed_over_and_named() -> None:
+    strong = _row("a:bm25", [1, 1, 2, 1] * 10)
+    twin = _row("b:bm25", [1, 1, 2, 1] * 10)  # the same path of an index built alike
+    weak = _row("a:clip", [1, None, None, 3] * 10)
+    comparison = compare([twin, weak, strong], "mrr")  # type: ignore[list-item]
+    assert comparison is not None
+    assert comparison.second == "a:clip"
+    assert {comparison.best, *comparison.ties} == {"a:bm25", "b:bm25"}
+    assert comparison.difference == pytest.approx((1 + 1 + 0.5 + 1 - 1 - 0 - 0 - 1 / 3) / 4)
+    assert comparison.to_dict()["ties"] == list(comparison.ties) and len(comparison.ties) == 1
+
+
 def test_intervals_are_reported_per_metric() -> None:
     row = _row("r", [1, None] * 10)
     assert row.intervals["r@1"][0] < 0.5 < row.intervals["r@1"][1]  # type: ignore[attr-defined]

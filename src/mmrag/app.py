@@ -40,6 +40,7 @@ from .where import describe_where, parse_where, resolve_documents
 
 if TYPE_CHECKING:
     from .answer.types import Answer
+    from .describe import DescribeReport
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -130,6 +131,24 @@ class Index:
                 self.store.optimize()
                 product_search.forget_facets(self.path)
         return pruned
+
+    def describe(
+        self, model: str | None = None, *, wait: float = 0.0, **options: Any
+    ) -> DescribeReport:
+        """Caption each picture with a vision-language model, as searchable text (cached).
+
+        ``options``: ``kinds``, ``force``, ``jobs``, ``progress`` of
+        :func:`mmrag.describe.describe_visuals`; ``model`` falls back to ``answer_model``.
+        """
+        from .describe import describe_visuals
+
+        with write_lock(self.path, wait=wait):
+            report = describe_visuals(
+                self.settings, self.store, self.text, self.load_image, model, **options
+            )
+            if report.written or report.removed:
+                self.store.optimize()
+        return report
 
     # -- reading --------------------------------------------------------------
 

@@ -7,7 +7,8 @@ Every error is JSON of one shape, :class:`ErrorBody` (``{"error": ..., "message"
 with a 4xx status whenever the client is at fault, and every status a route can answer is
 in the OpenAPI schema (fuzzed against it by schemathesis in tests/reliability). With an
 API key (``MMRAG_API_KEY``) every route but ``/api/health`` needs it in ``X-API-Key``.
-Items and thumbnails are addressed by id or content hash only, never by a client path.
+Items and thumbnails are addressed by id or content hash only, and the latest evaluation
+report's files (``/api/report/NAME``) by a fixed name only: never by a client path.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .errors import (
     MmragError,
     ModelMismatchError,
 )
+from .evaluate.latest import MEDIA_TYPES, LatestReport, latest_report
 
 try:  # FastAPI resolves endpoint annotations at module level, so import it here
     from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -336,4 +338,42 @@ def create_app(index: Index, *, api_key: str | None = None) -> Any:
         headers = {"Cache-Control": "public, max-age=31536000, immutable"}  # content-addressed
         return Response(data, media_type="image/jpeg", headers=headers)
 
+    _report_routes(app, index, guard)
     return app
+
+
+#: A report file by name: only these names, served from the index's latest report.
+ReportFile = Literal["report.html", "report.md", "metrics.png", "worst.png", "per_query.jsonl"]
+
+
+def _report_routes(app: Any, index: Index, guard: list[Any]) -> None:
+    """The index's latest ``mmrag eval --report``: what it is, and its files by fixed name."""
+
+    def latest() -> LatestReport:
+        found = latest_report(index.path)
+        if found is None:
+            raise HTTPException(404, "no evaluation report: run `mmrag eval QUERIES --report`")
+        return found
+
+    @app.get("/api/report", dependencies=[*guard, _only()], responses=_errors(401, 404))
+    def report() -> dict[str, Any]:
+        """The latest evaluation report of this index: its title, time and files."""
+        return {**latest().to_dict(), "url": "/api/report/report.html"}
+
+    kinds: dict[str, Any] = {kind: {} for kind in dict.fromkeys(MEDIA_TYPES.values())}
+    media = {"content": kinds}
+
+    @app.get(
+        "/api/report/{name}",
+        dependencies=[*guard, _only()],
+        response_class=Response,
+        responses={200: media, **_errors(401, 404, 422)},
+    )
+    def report_file(name: ReportFile) -> Response:
+        """A file of the latest evaluation report, by name (never a path)."""
+        path = latest().directory / name
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise HTTPException(404, f"the latest report has no {name}") from None
+        return Response(data, media_type=MEDIA_TYPES[name], headers={"Cache-Control": "no-cache"})

@@ -1,4 +1,4 @@
-"""The ``mmrag`` command line: index, search, similar, ask, stats, eval, serve, demo.
+"""The ``mmrag`` command line: index, search, similar, ask, stats, eval, serve, demo, describe.
 
 Exit codes: 0 success; 1 an error (message on stderr, or JSON with --json);
 2 bad usage; 3 indexing finished but some inputs failed.
@@ -16,6 +16,7 @@ from .ask_cmd import ask_cmd
 from .common import EXIT_ERROR
 from .dedup_cmd import dedup_cmd
 from .demo_cmd import demo_cmd
+from .describe_cmd import describe_cmd
 from .eval_cmd import eval_cmd
 from .index_cmds import index_cmd, stats_cmd
 from .search_cmds import search_cmd, similar_cmd
@@ -40,6 +41,7 @@ for command in (
     serve_cmd,
     demo_cmd,
     dedup_cmd,
+    describe_cmd,
 ):
     cli.add_command(command)
 

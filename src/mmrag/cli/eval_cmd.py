@@ -16,6 +16,7 @@ import click
 
 from ..app import Index, open_index
 from ..evaluate import FORMATS, PathScores, load, to_jsonl
+from ..evaluate.latest import default_report_dir, record_latest
 from ..evaluate.report import write_per_query
 from ..evaluate.run import EvalRun, report, run
 from .common import EXIT_OK, run_guarded, settings_from
@@ -106,8 +107,11 @@ def make_cmd(
 @click.option(
     "--report",
     "report_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Write report.md, metrics.png, worst.png and per_query.jsonl here.",
+    metavar="[DIR]",
+    is_flag=False,
+    flag_value="",
+    help="Write report.md/.html, metrics.png, worst.png and per_query.jsonl in DIR "
+    "[--report alone: INDEX/reports/DATE-TIME]; `mmrag serve` links the latest.",
 )
 @click.option(
     "--per-query",
@@ -136,7 +140,7 @@ def run_cmd(
     k: int,
     limit: int | None,
     seed: int,
-    report_dir: Path | None,
+    report_dir: str | None,
     per_query: Path | None,
     metric: str,
     keep_unindexed: bool,
@@ -147,6 +151,9 @@ def run_cmd(
             f"{metric} needs -k {metric[2:]} or more", param_hint="--compare-on"
         )
 
+    if report_dir and Path(report_dir).exists() and not Path(report_dir).is_dir():
+        raise click.BadParameter(f"{report_dir} is not a directory", param_hint="--report")
+
     def body() -> int:
         judged = load(fmt, queries, limit=limit, seed=seed)
         with contextlib.ExitStack() as stack:
@@ -154,15 +161,27 @@ def run_cmd(
             result = run(judged, indexes, k=k, metric=metric, keep_unindexed=keep_unindexed)
             written = None
             if report_dir is not None:
-                root = queries if queries.is_dir() else queries.parent
-                title = f"Retrieval on {queries.name} ({len(result.queries)} queries)"
-                written = report(result, report_dir, indexes, title=title, root=root)
+                written = _report(result, queries, report_dir, indexes)
         if per_query is not None:
             write_per_query(result.rows, per_query)
         _print(result, as_json, written)
         return EXIT_OK
 
     return run_guarded(as_json, body)
+
+
+def _report(
+    result: EvalRun, queries: Path, where: str, indexes: Sequence[tuple[str, Index]]
+) -> Path:
+    """Write the report (``where`` empty: in the first index) and make it each index's
+    latest, which the web page links."""
+    report_dir = Path(where) if where else default_report_dir(indexes[0][1].path)
+    root = queries if queries.is_dir() else queries.parent
+    title = f"Retrieval on {queries.name} ({len(result.queries)} queries)"
+    written = report(result, report_dir, indexes, title=title, root=root)
+    for _, index in indexes:
+        record_latest(index.path, report_dir, title)
+    return written
 
 
 def _open_all(
@@ -207,9 +226,10 @@ def _print(result: EvalRun, as_json: bool, written: Path | None) -> None:
         c = result.comparison
         low, high = c.interval
         verdict = "excludes 0" if c.significant else "includes 0"
+        ties = f"; equal to {c.best} on every query: {', '.join(c.ties)}" if c.ties else ""
         click.echo(
             f"{c.best} - {c.second} on {c.metric}: {c.difference:+.3f} "
-            f"[{low:+.3f}, {high:+.3f}] ({verdict})"
+            f"[{low:+.3f}, {high:+.3f}] ({verdict}{ties})"
         )
     if written:
         click.echo(f"report: {written}")

@@ -251,6 +251,8 @@ class Comparison:
     second: str
     difference: float
     interval: tuple[float, float]
+    #: Rows equal to the best on every query, passed over for ``second``.
+    ties: tuple[str, ...] = ()
 
     @property
     def significant(self) -> bool:
@@ -267,17 +269,23 @@ class Comparison:
             "difference": round(self.difference, 4),
             "ci95": [round(v, 4) for v in self.interval],
             "excludes_zero": self.significant,
+            "ties": list(self.ties),
         }
 
 
 def compare(rows: Sequence[PathScores], metric: str = "mrr") -> Comparison | None:
-    """Paired bootstrap of the best two rows on the same queries; None with fewer than two."""
+    """Paired bootstrap of the best row against the next best that differs from it on some
+    query (rows identical to it on every query, such as one path in two indexes built alike,
+    are named in ``ties``); None with fewer than two rows."""
     if len(rows) < 2:
         return None
-    best, second = sorted(rows, key=lambda r: r.metric(metric), reverse=True)[:2]
+    best, *rest = sorted(rows, key=lambda r: r.metric(metric), reverse=True)
+    ties = [row for row in rest if row.values(metric) == best.values(metric)]
+    second = next((row for row in rest if row not in ties), rest[0])
     diffs = [a - b for a, b in zip(best.values(metric), second.values(metric), strict=True)]
     mean = sum(diffs) / len(diffs) if diffs else 0.0
-    return Comparison(metric, best.label, second.label, mean, bootstrap_interval(diffs))
+    named = tuple(row.label for row in ties if row is not second)
+    return Comparison(metric, best.label, second.label, mean, bootstrap_interval(diffs), named)
 
 
 def chance_recall(k: int, relevant: int, items: int) -> float:

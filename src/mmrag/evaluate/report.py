@@ -1,6 +1,7 @@
-"""``--report DIR``: report.md (tables), metrics.png (bars with 95% intervals), worst.png
-(contact sheet of the worst queries: the query, the expected item, what came back) and
-per_query.jsonl. matplotlib draws headless (Agg); Pillow draws the contact sheet.
+"""``--report DIR``: report.md (tables; report.html the same for a browser), metrics.png
+(bars with 95% intervals), worst.png (contact sheet of the worst queries: the query, the
+expected item, what came back) and per_query.jsonl. matplotlib draws headless (Agg);
+Pillow draws the contact sheet.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,38 @@ def _title(metric: str) -> str:
     return {"mrr": "MRR", "ndcg": "nDCG@10"}.get(metric, metric.upper())
 
 
+def _table(rows: Sequence[PathScores], metrics: Sequence[str]) -> list[list[str]]:
+    """The head and one line per row: each metric with its 95% interval, then latency."""
+    lines = [["index:path", *map(_title, metrics), "p50 ms", "p95 ms"]]
+    for row in rows:
+        cells = [
+            f"{row.metric(m):.3f} [{row.intervals[m][0]:.3f}, {row.intervals[m][1]:.3f}]"
+            for m in metrics
+        ]
+        lines.append([row.label, *cells, f"{row.p50_ms:.1f}", f"{row.p95_ms:.1f}"])
+    return lines
+
+
+def _verdict(comparison: Comparison) -> str:
+    """The best-two comparison as one sentence (markdown bold around the row names)."""
+    verdict = (
+        "excludes zero: a real difference"
+        if comparison.significant
+        else "includes zero: not distinguishable on these queries"
+    )
+    low, high = comparison.interval
+    ties = (
+        f" {', '.join(comparison.ties)} equal the best on every query, so the next row is compared."
+        if comparison.ties
+        else ""
+    )
+    return (
+        f"Best two on {_title(comparison.metric)}: **{comparison.best}** minus "
+        f"**{comparison.second}** = {comparison.difference:+.3f}, paired bootstrap 95% "
+        f"interval [{low:+.3f}, {high:+.3f}] ({verdict}).{ties}"
+    )
+
+
 def markdown(
     title: str,
     rows: Sequence[PathScores],
@@ -57,32 +91,13 @@ def markdown(
     cutoffs: Sequence[int],
 ) -> str:
     """The report's tables: one row per index and path, each metric with its 95% interval."""
-    metrics = metric_names(cutoffs)
-    head = ["index:path", *map(_title, metrics), "p50 ms", "p95 ms"]
+    head, *body = _table(rows, metric_names(cutoffs))
     lines = [f"# {title}", "", *(f"- {note}" for note in notes), ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
-        cells = [
-            f"{row.metric(m):.3f} [{row.intervals[m][0]:.3f}, {row.intervals[m][1]:.3f}]"
-            for m in metrics
-        ]
-        lines.append(
-            f"| {row.label} | " + " | ".join(cells) + f" | {row.p50_ms:.1f} | {row.p95_ms:.1f} |"
-        )
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
     lines.append("")
     if comparison:
-        verdict = (
-            "excludes zero: a real difference"
-            if comparison.significant
-            else ("includes zero: not distinguishable on these queries")
-        )
-        low, high = comparison.interval
-        lines += [
-            f"Best two on {_title(comparison.metric)}: **{comparison.best}** minus "
-            f"**{comparison.second}** = {comparison.difference:+.3f}, paired bootstrap 95% "
-            f"interval [{low:+.3f}, {high:+.3f}] ({verdict}).",
-            "",
-        ]
+        lines += [_verdict(comparison), ""]
     lines += [
         "![metrics](metrics.png)",
         "",
@@ -92,6 +107,36 @@ def markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+def html_page(
+    title: str,
+    rows: Sequence[PathScores],
+    comparison: Comparison | None,
+    notes: Sequence[str],
+    cutoffs: Sequence[int],
+) -> str:
+    """The same report as one HTML page (for a browser, and for ``mmrag serve``'s link)."""
+    head, *body = _table(rows, metric_names(cutoffs))
+    cell = "<td>{}</td>".format
+    table = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>\n"
+    table += "".join("<tr>" + "".join(cell(escape(c)) for c in cells) + "</tr>\n" for cells in body)
+    verdict = ""
+    if comparison:
+        parts = escape(_verdict(comparison)).split("**")
+        verdict = "<p>" + "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+    items = "".join(f"<li>{escape(note)}</li>" for note in notes)
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}'
+        "</title><style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}table{border-collapse:collapse}"
+        f"img{{max-width:100%}}</style></head><body><h1>{escape(title)}</h1><ul>{items}</ul>"
+        f"<table>{table}</table>{verdict}"
+        '<p><img src="metrics.png" alt="metrics with 95% intervals"></p>'
+        "<h2>Worst queries of the best row</h2>"
+        '<p><img src="worst.png" alt="worst queries"></p></body></html>\n'
+    )
 
 
 def bar_chart(rows: Sequence[PathScores], cutoffs: Sequence[int], out: Path) -> None:
@@ -105,7 +150,9 @@ def bar_chart(rows: Sequence[PathScores], cutoffs: Sequence[int], out: Path) -> 
         raise DependencyError("matplotlib", "eval", "The report's chart") from None
     metrics = metric_names(cutoffs)
     width = 0.8 / max(len(rows), 1)
-    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) + 0.4 * len(rows)), 4))
+    columns = min(len(rows), 4)
+    height = 3.6 + 0.25 * -(-len(rows) // columns)  # room for the legend's lines below
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) + 0.4 * len(rows)), height))
     for number, row in enumerate(rows):
         means = [row.metric(m) for m in metrics]
         errors = [
@@ -117,7 +164,8 @@ def bar_chart(rows: Sequence[PathScores], cutoffs: Sequence[int], out: Path) -> 
     axes.set_xticks(range(len(metrics)), [_title(m) for m in metrics])
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("score (95% bootstrap interval)")
-    axes.legend(fontsize="small", ncols=min(len(rows), 4), loc="upper left")
+    # Below the axes: inside, it hid the bars near 1.0 that matter most.
+    axes.legend(fontsize="small", ncols=columns, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
@@ -172,11 +220,14 @@ def write_report(
     worst: Sequence[WorstQuery],
     cutoffs: Sequence[int] = (1, 5, 10),
 ) -> Path:
-    """Write report.md, metrics.png, worst.png and per_query.jsonl; returns report.md's path."""
+    """Write report.md, report.html, metrics.png, worst.png and per_query.jsonl; returns
+    report.md's path."""
     directory.mkdir(parents=True, exist_ok=True)
     bar_chart(rows, cutoffs, directory / "metrics.png")
     contact_sheet(worst, directory / "worst.png")
     write_per_query(rows, directory / "per_query.jsonl")
+    page = html_page(title, rows, comparison, notes, cutoffs)
+    (directory / "report.html").write_text(page, encoding="utf-8")
     report = directory / "report.md"
     report.write_text(markdown(title, rows, comparison, notes, cutoffs), encoding="utf-8")
     return report
