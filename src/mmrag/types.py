@@ -116,8 +116,20 @@ class Hit:
             "metadata": dict(it.metadata),
             "via": list(self.via),
             "scores": {path: round(float(v), 6) for path, v in self.scores.items()},
-            "evidence": [{"id": e.id, "kind": e.kind, "text": e.text} for e in self.evidence],
+            "evidence": [_evidence(e) for e in self.evidence],
         }
+
+
+def _evidence(item: Item) -> dict[str, Any]:
+    """What a result shows of an item that found it: enough to quote and to highlight it."""
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "role": item.role,
+        "text": item.text,
+        "page": item.page,
+        "bbox": list(item.bbox) if item.bbox else None,
+    }
 
 
 def content_hash(data: bytes) -> str:
