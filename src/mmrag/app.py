@@ -27,14 +27,15 @@ from .ingest.catalog import catalog_mapping
 from .ingest.images import open_image
 from .lock import write_lock
 from .manifest import Manifest
-from .meta import SCHEMA_VERSION, chosen_models, read_meta, write_meta
+from .meta import SCHEMA_VERSION, chosen_models, chosen_store, read_meta, recorded_store, write_meta
+from .migrate import MigrationReport, migrate_index
 from .models.base import ImageTextEncoder, TextEncoder
 from .retrieve import products as product_search
 from .retrieve.attributes import ParsedQuery, parse_query
 from .retrieve.duplicates import DuplicateGroup, index_duplicates
 from .retrieve.search import Searcher
 from .stores.base import VectorStore
-from .stores.url import parse_store_url
+from .stores.url import StoreURL, parse_store_url
 from .types import VISUAL_KINDS, Hit, Item, Where
 from .where import describe_where, parse_where, resolve_documents
 
@@ -46,8 +47,10 @@ __all__ = [
     "DuplicateGroup",
     "Index",
     "IndexReport",
+    "MigrationReport",
     "ParsedQuery",
     "describe_where",
+    "migrate_index",
     "open_index",
     "parse_where",
 ]
@@ -386,7 +389,7 @@ def open_index(
         raise IndexError_(
             f"index {root} has schema {meta.get('schema')}; this mmrag reads {SCHEMA_VERSION}"
         )
-    store_url = parse_store_url(settings.store_url(), default_dir=root / "store")
+    store_url = parse_store_url(chosen_store(settings, meta), default_dir=root / "store")
     explicit = {"model", "text_model"} & (settings.model_fields_set | set(overrides))
     clip_model, text_model, mismatch = chosen_models(settings, meta, explicit)
     if mismatch and not reembed:
@@ -411,6 +414,9 @@ def open_index(
         "clip_model": clip_model,
         "text_model": text_model,
         "spaces": spaces,
+        # A store given by path is recorded absolute; the default stays "lance" (under the
+        # index directory, wherever it is moved).
+        "store": recorded_store(meta, _store_record(store_url, root)),
     }
     if meta != new_meta:
         write_meta(root, new_meta)
@@ -420,6 +426,13 @@ def open_index(
     if mismatch:
         _reembed(index)
     return index
+
+
+def _store_record(url: StoreURL, root: Path) -> str:
+    """How ``mmrag.json`` names the store an index was created in."""
+    if url.scheme == "lance" and url.collection is None and url.location == str(root / "store"):
+        return "lance"
+    return url.absolute().to_url()
 
 
 def _assemble(

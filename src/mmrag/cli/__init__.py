@@ -1,4 +1,4 @@
-"""The ``mmrag`` command line: index, search, similar, ask, stats, eval, serve, demo.
+"""The ``mmrag`` command line: index, search, similar, ask, stats, eval, serve, demo, migrate.
 
 Exit codes: 0 success; 1 an error (message on stderr, or JSON with --json);
 2 bad usage; 3 indexing finished but some inputs failed.
@@ -18,6 +18,7 @@ from .dedup_cmd import dedup_cmd
 from .demo_cmd import demo_cmd
 from .eval_cmd import eval_cmd
 from .index_cmds import index_cmd, stats_cmd
+from .migrate_cmd import migrate_cmd
 from .search_cmds import search_cmd, similar_cmd
 from .serve_cmd import serve_cmd
 
@@ -40,6 +41,7 @@ for command in (
     serve_cmd,
     demo_cmd,
     dedup_cmd,
+    migrate_cmd,
 ):
     cli.add_command(command)
 
