@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -20,6 +21,7 @@ from PIL import Image
 from . import registry
 from .blobs import BlobStore
 from .config import Settings
+from .distributed.worker import NoStore
 from .errors import DependencyError, IndexError_, InputError, ModelMismatchError
 from .indexer import Indexer, IndexReport, Progress
 from .ingest.base import Ingester
@@ -27,7 +29,15 @@ from .ingest.catalog import catalog_mapping
 from .ingest.images import open_image
 from .lock import write_lock
 from .manifest import Manifest
-from .meta import SCHEMA_VERSION, chosen_models, chosen_store, read_meta, recorded_store, write_meta
+from .meta import (
+    NO_CLIP,
+    SCHEMA_VERSION,
+    chosen_models,
+    chosen_store,
+    read_meta,
+    recorded_store,
+    write_meta,
+)
 from .migrate import MigrationReport, migrate_index
 from .models.base import ImageTextEncoder, TextEncoder
 from .retrieve import products as product_search
@@ -102,24 +112,39 @@ class Index:
         progress: Progress | None = None,
         catalog_map: Mapping[str, str] | None = None,
         wait: float = 0.0,
+        ray: str | None = None,
     ) -> IndexReport:
         """Index files, folders, globs or URLs; unchanged sources are skipped.
 
         ``catalog_map`` maps catalog fields to columns (``{"price": "cost"}``) for catalog
         files whose columns the defaults do not name. One writer at a time: another process
         writing this index makes this wait up to ``wait`` seconds, then raise
-        :class:`IndexBusyError` (see :mod:`mmrag.lock`).
+        :class:`IndexBusyError` (see :mod:`mmrag.lock`). ``ray`` (a Ray address, or
+        ``"local"``) decodes and embeds on a Ray cluster; this process writes (see
+        :mod:`mmrag.distributed.ray_index`).
         """
         if isinstance(targets, (str, Path)):
             targets = [targets]
+        names = [str(t) for t in targets]
         with write_lock(self.path, wait=wait), catalog_mapping(self.indexer.ingesters, catalog_map):
-            report = self.indexer.run(
-                [str(t) for t in targets],
-                metadata=metadata,
-                prune=prune,
-                force=force,
-                progress=progress,
-            )
+            if ray is not None:
+                from .distributed.ray_index import ray_index
+
+                report = ray_index(
+                    self.indexer,
+                    names,
+                    address=ray,
+                    make_pipeline=partial(worker_pipeline, self.settings),
+                    metadata=metadata,
+                    prune=prune,
+                    force=force,
+                    progress=progress,
+                    catalog_map=catalog_map,
+                )
+            else:
+                report = self.indexer.run(
+                    names, metadata=metadata, prune=prune, force=force, progress=progress
+                )
             if report.added or report.updated or report.pruned:
                 self.store.optimize()
                 product_search.forget_facets(self.path)
@@ -420,9 +445,8 @@ def open_index(
     }
     if meta != new_meta:
         write_meta(root, new_meta)
-    index = _assemble(
-        settings.model_copy(update={"model": clip_model or "none"}), store, clip, text
-    )
+    chosen = {"model": clip_model or "none", "text_model": text_model}
+    index = _assemble(settings.model_copy(update=chosen), store, clip, text)
     if mismatch:
         _reembed(index)
     return index
@@ -452,6 +476,20 @@ def _assemble(
         indexer=indexer,
         searcher=Searcher(store, clip, text),
     )
+
+
+def worker_pipeline(settings: Settings, blobs: BlobStore, manifest: Manifest) -> Indexer:
+    """The indexing pipeline as a Ray worker runs it: the index's models, no store.
+
+    ``settings`` are the index's (models as chosen); decoding runs inline (the cluster
+    is the parallelism) and no ONNX query tower is exported (workers answer no queries).
+    """
+    settings = settings.model_copy(update={"workers": 1, "onnx_cache": None})
+    clip_spec = None if settings.model.strip().lower() in NO_CLIP else settings.model
+    clip = _build_encoder(registry.image_text_encoders, clip_spec, settings)
+    text = _build_encoder(registry.text_encoders, settings.text_model, settings)
+    store = cast(VectorStore, NoStore())
+    return Indexer(store, blobs, manifest, clip, text, settings, _ingesters())
 
 
 def _ingesters() -> list[Ingester]:

@@ -228,10 +228,14 @@ def verify_copy(
 ) -> dict[str, Any]:
     """Counts, sampled vectors and sampled searches compared between two stores.
 
-    ``ok`` needs equal counts (in all and by kind), every sampled vector copied (cosine
-    >= 0.9999) and the searches to agree: the same ids, or the same scores where ties
-    make the order arbitrary, on average at least 0.9 of each top ``k`` (an ANN index
-    may differ from an exact scan in a neighbour or two).
+    Each sampled item's stored vector is searched with on both stores. ``ok`` needs equal
+    counts (in all and by kind), every sampled vector copied (cosine >= 0.9999) and found
+    first by itself on the target (score >= 0.999; a duplicate may tie it), and the top
+    ``k`` lists to share at least half their ids on average. That last bar is low on
+    purpose: an ANN index (LanceDB's IVF_SQ above a few thousand rows) is compared with an
+    exact scan or with another index trained on the same rows, and its recall, not the
+    copy, sets the overlap (0.83 on 10k uniform random 32-d vectors, 1.0 between exact
+    scans); ``identical`` and ``mean_overlap`` say how close they came.
     """
     counts = {"all": (source.count(), target.count())}
     for kind in _KINDS:
@@ -240,7 +244,9 @@ def verify_copy(
     searches = _compare_searches(source, target, ids, k)
     if searches["min_vector_cosine"] < 0.9999:
         problems.append(f"a copied vector differs (cosine {searches['min_vector_cosine']})")
-    if searches["mean_overlap"] < 0.9:
+    if searches["not_found_by_itself"]:
+        problems.append(f"{searches['not_found_by_itself']} copied items not found by their vector")
+    if searches["mean_overlap"] < 0.5:
         problems.append(f"searches agree on only {searches['mean_overlap']} of their top {k}")
     return {
         "ok": not problems,
@@ -254,7 +260,7 @@ def _compare_searches(
     source: VectorStore, target: VectorStore, ids: Sequence[str], k: int
 ) -> dict[str, Any]:
     """Each sampled item's stored vector, compared and searched with on both stores."""
-    queries = identical = 0
+    queries = identical = lost = 0
     overlaps: list[float] = []
     min_cos = 1.0
     for space in source.spaces:
@@ -268,6 +274,7 @@ def _compare_searches(
                 abs(x.score - y.score) < 1e-4 for x, y in zip(a, b, strict=True)
             )
             queries += 1
+            lost += not b or b[0].score < 0.999
             identical += ids_a == ids_b or same_scores
             overlaps.append(len(set(ids_a) & set(ids_b)) / max(len(ids_a), 1))
     return {
@@ -275,6 +282,7 @@ def _compare_searches(
         "identical": identical,
         "mean_overlap": round(float(np.mean(overlaps)), 4) if overlaps else 1.0,
         "min_vector_cosine": round(min_cos, 6),
+        "not_found_by_itself": lost,
     }
 
 
