@@ -118,10 +118,14 @@ def _session(ray: Any, address: str) -> Iterator[None]:
         "logging_level": logging.WARNING,
     }
     try:
-        if address == "local":
-            ray.init(**options)
-        else:
-            ray.init(address=address, **options)
+        with warnings.catch_warnings():
+            # Ray starts its processes with fork+exec; LanceDB's warning about forking a
+            # process that holds its runtime concerns children that run on without exec.
+            warnings.filterwarnings("ignore", message="lancedb fork support is experimental")
+            if address == "local":
+                ray.init(**options)
+            else:
+                ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {e}") from e
     try:
