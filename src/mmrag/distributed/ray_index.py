@@ -6,9 +6,10 @@ splits the rest into batches and runs them on an actor pool (``map_batches`` wit
 :class:`~mmrag.distributed.worker.EmbedBatches`: one model load per actor, one GPU per
 actor where the cluster has GPUs). Each batch's items, vectors and pictures come back and
 the driver writes them as the single-process path does (blobs first, then
-:meth:`~mmrag.indexer.Indexer.write`: store, stale items, manifest), batch by batch as
-results stream in. So ids, blobs and manifest are the same, and an interrupted run
-resumes: written sources are current in the manifest and are skipped unread.
+:meth:`~mmrag.indexer.Indexer.write`: store, stale items, manifest) as results stream
+in, in the single-process path's flush sizes. So ids, blobs and manifest are the same,
+and an interrupted run resumes: written sources are current in the manifest and are
+skipped unread.
 
 A batch whose actor call raises is retried by Ray (up to :data:`BATCH_RETRIES` times;
 an actor that dies is restarted); per-source failures never fail a batch, they are
@@ -33,8 +34,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigError, DependencyError, MmragError
-from ..indexer import Indexer, IndexReport, Progress
+from ..indexer import Indexer, IndexReport, Progress, Work
 from ..ingest.sources import Source
 from .worker import BatchResult, EmbedBatches, PipelineFactory
 
@@ -90,9 +93,10 @@ def ray_index(
             "metadata": dict(metadata or {}),
             "catalog_map": dict(catalog_map or {}),
         }
-        with _session(ray, address):
+        writer = _Writer(indexer, report)
+        with _session(ray, address), writer:
             for result in _run(ray, indexer, todo, per_batch, cpus_per_actor, udf, udf_args):
-                _land(indexer, result, report)
+                writer.add(result)
                 if progress:
                     progress(report.processed - errors, len(sources))
     if progress:
@@ -194,17 +198,50 @@ def _run(
         ctx.actor_task_retry_on_errors, ctx.enable_progress_bars = saved
 
 
-def _land(indexer: Indexer, result: BatchResult, report: IndexReport) -> None:
-    """Write one batch's result as the single-process indexer would, and report it."""
-    for kind, key, data in result.blobs:  # pictures before the items that point at them
-        indexer.blobs.put(kind, key, data)
-    for source, digest in result.unchanged:
-        indexer.manifest.same_bytes(source, digest)  # records the file's new stat
-    part = result.report
-    report.unchanged += part.unchanged
-    for error in part.errors:
-        report.fail(error["path"], error["reason"])
-    report.skipped.extend(part.skipped)
-    report.warn(part.warnings)
-    if result.works:
-        indexer.write(result.works, result.vectors, report)
+class _Writer:
+    """Writes batch results as the single-process indexer does, in its flush sizes.
+
+    Pictures and the report are taken at once; items wait until a flush's worth has come
+    (the single-process rule: ``4 x batch_size`` items, at least 64), because each write
+    is a store commit and a manifest transaction, which small Ray batches would multiply.
+    Leaving the ``with`` block writes what is waiting, on errors too: it is embedded.
+    """
+
+    def __init__(self, indexer: Indexer, report: IndexReport) -> None:
+        self.indexer = indexer
+        self.report = report
+        self.flush_items = max(indexer.settings.batch_size * 4, 64)
+        self.works: list[Work] = []
+        self.vectors: list[dict[str, np.ndarray]] = []
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+    def add(self, result: BatchResult) -> None:
+        """Take one batch's result: pictures and report now, items at the next flush."""
+        for kind, key, data in result.blobs:  # pictures before the items that point at them
+            self.indexer.blobs.put(kind, key, data)
+        for source, digest in result.unchanged:
+            self.indexer.manifest.same_bytes(source, digest)  # records the file's new stat
+        part = result.report
+        self.report.unchanged += part.unchanged
+        for error in part.errors:
+            self.report.fail(error["path"], error["reason"])
+        self.report.skipped.extend(part.skipped)
+        self.report.warn(part.warnings)
+        if result.works:
+            self.works.extend(result.works)
+            self.vectors.append(result.vectors)
+        if sum(len(w.items) for w in self.works) >= self.flush_items:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the waiting items: store, stale items, manifest (:meth:`Indexer.write`)."""
+        if not self.works:
+            return
+        vectors = {s: np.concatenate([v[s] for v in self.vectors]) for s in self.vectors[0]}
+        self.indexer.write(self.works, vectors, self.report)
+        self.works, self.vectors = [], []
