@@ -351,3 +351,31 @@ def test_a_10k_index_round_trips_lance_qdrant_lance(tmp_path: Path) -> None:
     print(f"identical result lists: {same} of {len(before)}")
     # Both ends are LanceDB IVF_SQ indexes, trained apart: a list may differ by a neighbour.
     assert same >= 0.9 * len(before)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["qdrant://db1:6333/photos", "qdrant+https://db1:443/c", "qdrant://[::1]:7/c",
+     "qdrant+local:/q#c", "qdrant+local::memory:", "lance:/data/store#t"],
+)  # fmt: skip
+def test_a_store_url_reads_back_from_its_recorded_form(url: str) -> None:
+    parsed = parse_store_url(url, default_dir=Path("/unused"))
+    assert parse_store_url(parsed.to_url(), default_dir=Path("/other")) == parsed
+
+
+def test_relative_store_paths_are_recorded_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = parse_store_url("qdrant+local:q#c", default_dir=Path("/unused")).absolute()
+    assert url.to_url() == f"qdrant+local:{tmp_path / 'q'}#c"
+
+
+def test_an_explicit_store_wins_over_the_recorded_one(tmp_path: Path) -> None:
+    from mmrag.meta import chosen_store
+
+    meta = {"store": "qdrant+local:/recorded"}
+    assert chosen_store(Settings(), meta) == "qdrant+local:/recorded"
+    assert chosen_store(Settings(store="lance:/asked"), meta) == "lance:/asked"
+    assert chosen_store(Settings(), {"schema": 3}) == "lance"
+    assert chosen_store(Settings(), None) == "lance"
