@@ -12,6 +12,7 @@ recorded content hash along (:class:`KnownHashes`).
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,8 @@ class BatchResult:
     report: IndexReport
     #: (source, hash) of sources whose bytes had not changed since they were indexed.
     unchanged: list[tuple[str, str]] = field(default_factory=list)
+    #: Wall time the actor spent on the batch (read, decode, ingest, embed).
+    seconds: float = 0.0
 
 
 class CollectedBlobs(BlobStore):
@@ -138,6 +141,7 @@ class EmbedBatches:
 
     def run(self, locations: list[str], known: list[str]) -> BatchResult:
         """Ingest and embed ``locations`` as the single-process indexer does."""
+        started = time.perf_counter()
         self.blobs.take()  # a retried batch starts clean
         self.known.reset(dict(zip(locations, known, strict=True)))
         report = self.indexer.new_report()
@@ -147,7 +151,14 @@ class EmbedBatches:
         vectors = self.indexer.embed(works) if works else {}
         for work in works:
             work.pixels = {}  # model input: not worth shipping back
-        return BatchResult(works, vectors, self.blobs.take(), report, self.known.unchanged)
+        return BatchResult(
+            works,
+            vectors,
+            self.blobs.take(),
+            report,
+            self.known.unchanged,
+            time.perf_counter() - started,
+        )
 
 
 def _assigned_cpus() -> int:
