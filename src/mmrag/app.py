@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -20,6 +21,7 @@ from PIL import Image
 from . import registry
 from .blobs import BlobStore
 from .config import Settings
+from .distributed.worker import NoStore
 from .errors import DependencyError, IndexError_, InputError, ModelMismatchError
 from .indexer import Indexer, IndexReport, Progress
 from .ingest.base import Ingester
@@ -27,14 +29,23 @@ from .ingest.catalog import catalog_mapping
 from .ingest.images import open_image
 from .lock import write_lock
 from .manifest import Manifest
-from .meta import SCHEMA_VERSION, chosen_models, read_meta, write_meta
+from .meta import (
+    NO_CLIP,
+    SCHEMA_VERSION,
+    chosen_models,
+    chosen_store,
+    read_meta,
+    recorded_store,
+    write_meta,
+)
+from .migrate import MigrationReport, migrate_index
 from .models.base import ImageTextEncoder, TextEncoder
 from .retrieve import products as product_search
 from .retrieve.attributes import ParsedQuery, parse_query
 from .retrieve.duplicates import DuplicateGroup, index_duplicates
 from .retrieve.search import Searcher
 from .stores.base import VectorStore
-from .stores.url import parse_store_url
+from .stores.url import StoreURL, parse_store_url
 from .types import VISUAL_KINDS, Hit, Item, Where
 from .where import describe_where, parse_where, resolve_documents
 
@@ -47,8 +58,10 @@ __all__ = [
     "DuplicateGroup",
     "Index",
     "IndexReport",
+    "MigrationReport",
     "ParsedQuery",
     "describe_where",
+    "migrate_index",
     "open_index",
     "parse_where",
 ]
@@ -100,24 +113,39 @@ class Index:
         progress: Progress | None = None,
         catalog_map: Mapping[str, str] | None = None,
         wait: float = 0.0,
+        ray: str | None = None,
     ) -> IndexReport:
         """Index files, folders, globs or URLs; unchanged sources are skipped.
 
         ``catalog_map`` maps catalog fields to columns (``{"price": "cost"}``) for catalog
         files whose columns the defaults do not name. One writer at a time: another process
         writing this index makes this wait up to ``wait`` seconds, then raise
-        :class:`IndexBusyError` (see :mod:`mmrag.lock`).
+        :class:`IndexBusyError` (see :mod:`mmrag.lock`). ``ray`` (a Ray address, or
+        ``"local"``) decodes and embeds on a Ray cluster; this process writes (see
+        :mod:`mmrag.distributed.ray_index`).
         """
         if isinstance(targets, (str, Path)):
             targets = [targets]
+        names = [str(t) for t in targets]
         with write_lock(self.path, wait=wait), catalog_mapping(self.indexer.ingesters, catalog_map):
-            report = self.indexer.run(
-                [str(t) for t in targets],
-                metadata=metadata,
-                prune=prune,
-                force=force,
-                progress=progress,
-            )
+            if ray is not None:
+                from .distributed.ray_index import ray_index
+
+                report = ray_index(
+                    self.indexer,
+                    names,
+                    address=ray,
+                    make_pipeline=partial(worker_pipeline, self.settings),
+                    metadata=metadata,
+                    prune=prune,
+                    force=force,
+                    progress=progress,
+                    catalog_map=catalog_map,
+                )
+            else:
+                report = self.indexer.run(
+                    names, metadata=metadata, prune=prune, force=force, progress=progress
+                )
             if report.added or report.updated or report.pruned:
                 self.store.optimize()
                 product_search.forget_facets(self.path)
@@ -405,7 +433,7 @@ def open_index(
         raise IndexError_(
             f"index {root} has schema {meta.get('schema')}; this mmrag reads {SCHEMA_VERSION}"
         )
-    store_url = parse_store_url(settings.store_url(), default_dir=root / "store")
+    store_url = parse_store_url(chosen_store(settings, meta), default_dir=root / "store")
     explicit = {"model", "text_model"} & (settings.model_fields_set | set(overrides))
     clip_model, text_model, mismatch = chosen_models(settings, meta, explicit)
     if mismatch and not reembed:
@@ -430,15 +458,24 @@ def open_index(
         "clip_model": clip_model,
         "text_model": text_model,
         "spaces": spaces,
+        # A store given by path is recorded absolute; the default stays "lance" (under the
+        # index directory, wherever it is moved).
+        "store": recorded_store(meta, _store_record(store_url, root)),
     }
     if meta != new_meta:
         write_meta(root, new_meta)
-    index = _assemble(
-        settings.model_copy(update={"model": clip_model or "none"}), store, clip, text
-    )
+    chosen = {"model": clip_model or "none", "text_model": text_model}
+    index = _assemble(settings.model_copy(update=chosen), store, clip, text)
     if mismatch:
         _reembed(index)
     return index
+
+
+def _store_record(url: StoreURL, root: Path) -> str:
+    """How ``mmrag.json`` names the store an index was created in."""
+    if url.scheme == "lance" and url.collection is None and url.location == str(root / "store"):
+        return "lance"
+    return url.absolute().to_url()
 
 
 def _assemble(
@@ -458,6 +495,20 @@ def _assemble(
         indexer=indexer,
         searcher=Searcher(store, clip, text),
     )
+
+
+def worker_pipeline(settings: Settings, blobs: BlobStore, manifest: Manifest) -> Indexer:
+    """The indexing pipeline as a Ray worker runs it: the index's models, no store.
+
+    ``settings`` are the index's (models as chosen); decoding runs inline (the cluster
+    is the parallelism) and no ONNX query tower is exported (workers answer no queries).
+    """
+    settings = settings.model_copy(update={"workers": 1, "onnx_cache": None})
+    clip_spec = None if settings.model.strip().lower() in NO_CLIP else settings.model
+    clip = _build_encoder(registry.image_text_encoders, clip_spec, settings)
+    text = _build_encoder(registry.text_encoders, settings.text_model, settings)
+    store = cast(VectorStore, NoStore())
+    return Indexer(store, blobs, manifest, clip, text, settings, _ingesters())
 
 
 def _ingesters() -> list[Ingester]:

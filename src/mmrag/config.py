@@ -99,7 +99,10 @@ class Settings(BaseSettings):
     # The older store="qdrant" with qdrant_url (and qdrant_collection) still works.
     store: str = Field(default="lance", description="a store URL; see mmrag.stores.url")
     qdrant_url: str | None = Field(default=None, description="http(s) URL, or a local path")
-    qdrant_api_key: SecretStr | None = None
+    qdrant_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MMRAG_QDRANT_API_KEY", "QDRANT_API_KEY", "qdrant_api_key"),
+    )
     qdrant_collection: str = "mmrag"
 
     @field_validator("onnx_cache", mode="before")

@@ -33,7 +33,7 @@ from .models.base import ImageTextEncoder, TextEncoder
 from .stores.base import VectorStore
 from .types import VISUAL_KINDS, Item, content_hash
 
-__all__ = ["IndexReport", "Indexer", "Progress"]
+__all__ = ["IndexReport", "Indexer", "Progress", "Work"]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,9 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass
-class _Work:
-    """The items made from one source, waiting to be embedded and written."""
+class Work:
+    """The items made from one source, waiting to be embedded and written (``pixels``:
+    model input by item id, dropped once embedded)."""
 
     source: str
     hash: str
@@ -96,24 +97,17 @@ class Indexer:
         """Index ``targets`` (files, folders, globs, URLs); see :class:`IndexReport`."""
         started = time.perf_counter()
         targets = list(targets)
-        report = IndexReport(paths={"clip": self.clip is not None, "text": True})
-        sources, errors = expand_sources(targets, self.suffixes)
-        for error in errors:
-            report.fail(error.source, error.reason)
-        # A file with the size and mtime it was indexed with is skipped unread.
-        todo = [s for s in sources if force or s.is_url or not self.manifest.is_current(s.location)]
-        report.unchanged += len(sources) - len(todo)
-        extra = dict(metadata or {})
-        batch: list[_Work] = []
-        for work in self._produce(todo, report, force):
-            if extra:
-                work.items = [i.with_(metadata={**i.metadata, **extra}) for i in work.items]
+        report = self.new_report()
+        sources, todo = self.pending(targets, report, force)
+        errors = report.failed
+        batch: list[Work] = []
+        for work in self.works(todo, report, force, metadata):
             batch.append(work)
             if sum(len(w.items) for w in batch) >= max(self.settings.batch_size * 4, 64):
                 self._flush(batch, report)
                 batch = []
                 if progress:
-                    progress(report.processed - len(errors), len(sources))
+                    progress(report.processed - errors, len(sources))
         self._flush(batch, report)
         if progress:
             progress(len(sources), len(sources))
@@ -124,7 +118,37 @@ class Indexer:
 
     # -- sources -> items ---------------------------------------------------
 
-    def _produce(self, sources: list[Source], report: IndexReport, force: bool) -> Iterator[_Work]:
+    def new_report(self) -> IndexReport:
+        """An empty report naming the retrieval paths this indexer embeds for."""
+        return IndexReport(paths={"clip": self.clip is not None, "text": True})
+
+    def pending(
+        self, targets: list[str], report: IndexReport, force: bool
+    ) -> tuple[list[Source], list[Source]]:
+        """The sources ``targets`` name, and those of them to (re)index; bad targets recorded."""
+        sources, errors = expand_sources(targets, self.suffixes)
+        for error in errors:
+            report.fail(error.source, error.reason)
+        # A file with the size and mtime it was indexed with is skipped unread.
+        todo = [s for s in sources if force or s.is_url or not self.manifest.is_current(s.location)]
+        report.unchanged += len(sources) - len(todo)
+        return sources, todo
+
+    def works(
+        self,
+        sources: list[Source],
+        report: IndexReport,
+        force: bool,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Iterator[Work]:
+        """The items of each changed source (pictures written as blobs), with ``metadata``."""
+        extra = dict(metadata or {})
+        for work in self._produce(sources, report, force):
+            if extra:
+                work.items = [i.with_(metadata={**i.metadata, **extra}) for i in work.items]
+            yield work
+
+    def _produce(self, sources: list[Source], report: IndexReport, force: bool) -> Iterator[Work]:
         """The work of each changed source: files the pool decodes first, then the rest."""
         pooled = [source for source in sources if self._pooled(source)]
         workers = self.settings.workers or os.cpu_count() or 1
@@ -142,7 +166,7 @@ class Indexer:
 
     def _ingest(
         self, source: Source | SourceData, report: IndexReport, force: bool
-    ) -> Iterator[_Work]:
+    ) -> Iterator[Work]:
         """One source's work, if its bytes changed; a failure is recorded, never raised."""
         name = source.name if isinstance(source, SourceData) else source.location
         try:
@@ -167,14 +191,14 @@ class Indexer:
         data, content_type = fetch_url(source.location, self.settings)
         return SourceData(source.location, content_hash(data), data, content_type)
 
-    def _extract(self, data: SourceData, report: IndexReport) -> _Work:
+    def _extract(self, data: SourceData, report: IndexReport) -> Work:
         """The source's items from its ingester, pictures written, warnings reported."""
         ingester = pick_ingester(self.ingesters, data.suffix, data.content_type)
         if ingester is None:
             raise InputError(data.name, f"no ingester for {data.content_type or data.suffix}")
         if ingester.decode and data.decoded is None:  # downloaded image bytes
             data = replace(data, decoded=decode_bytes(data.data, self._task(data.name)))
-        work = _Work(data.name, data.hash, file_stat(data.name))
+        work = Work(data.name, data.hash, file_stat(data.name))
         for out in ingester.extract(data, self.settings):
             if isinstance(out, Extracted):
                 work.items.append(self._adopt(out, work))
@@ -195,7 +219,7 @@ class Indexer:
             location, self.image_size, s.thumb_size, s.max_image_pixels, s.ocr, s.ocr_engine
         )
 
-    def _adopt(self, out: Extracted, work: _Work) -> Item:
+    def _adopt(self, out: Extracted, work: Work) -> Item:
         """The item, its picture (if any) made into model pixels and written as blobs."""
         item = out.item
         if item.kind not in VISUAL_KINDS:
@@ -223,14 +247,22 @@ class Indexer:
 
     # -- items -> vectors -> store --------------------------------------------
 
-    def _flush(self, batch: list[_Work], report: IndexReport) -> None:
-        if not batch:
-            return
+    def _flush(self, batch: list[Work], report: IndexReport) -> None:
+        if batch:
+            self.write(batch, self.embed(batch), report)
+
+    def embed(self, batch: list[Work]) -> dict[str, np.ndarray]:
+        """The vectors of the batch's items, in order, per space (NaN rows: none there)."""
         items = [item for work in batch for item in work.items]
         vectors: dict[str, np.ndarray] = {}
         if self.clip is not None:
             vectors["clip"] = self._clip_vectors(items, batch)
         vectors["text"] = self._text_vectors(items)
+        return vectors
+
+    def write(self, batch: list[Work], vectors: dict[str, np.ndarray], report: IndexReport) -> None:
+        """Store the batch's items and vectors, drop their sources' stale items, record them."""
+        items = [item for work in batch for item in work.items]
         olds = {work.source: self.manifest.get(work.source) for work in batch}
         self.store.upsert(items, vectors)
         stale = [
@@ -248,7 +280,7 @@ class Indexer:
         report.added += sum(olds[work.source] is None for work in batch)
         report.items += len(items)
 
-    def _clip_vectors(self, items: list[Item], batch: list[_Work]) -> np.ndarray:
+    def _clip_vectors(self, items: list[Item], batch: list[Work]) -> np.ndarray:
         assert self.clip is not None
         pixels = {key: px for work in batch for key, px in work.pixels.items()}
         out = np.full((len(items), self.clip.dim), np.nan, dtype=np.float32)

@@ -16,7 +16,15 @@ from . import registry
 from .config import Settings
 from .errors import IndexError_
 
-__all__ = ["NO_CLIP", "SCHEMA_VERSION", "chosen_models", "read_meta", "write_meta"]
+__all__ = [
+    "NO_CLIP",
+    "SCHEMA_VERSION",
+    "chosen_models",
+    "chosen_store",
+    "read_meta",
+    "recorded_store",
+    "write_meta",
+]
 
 #: 2: items carry a typed ``role`` (caption, ocr, chunk, ...), a column of its own.
 #: 3: items carry their ``context``; full text indexes ``search_text`` (context + text).
@@ -55,6 +63,22 @@ def chosen_models(
         return clip, text, False
     recorded = (_clip_spec(meta.get("clip_model")), _text_spec(meta.get("text_model")))
     return clip, text, recorded != (clip, text)
+
+
+def chosen_store(settings: Settings, meta: Mapping[str, Any] | None) -> str:
+    """The store URL to open: one set explicitly (argument or ``MMRAG_STORE``) wins, then
+    the one the index records (``mmrag migrate`` switches it), then the default."""
+    explicit = {"store", "qdrant_url"} & settings.model_fields_set
+    if meta is not None and meta.get("store") and not explicit:
+        return str(meta["store"])
+    return settings.store_url()
+
+
+def recorded_store(meta: Mapping[str, Any] | None, url: str) -> str:
+    """What ``mmrag.json`` records as the store: the recorded one if any, else ``url``."""
+    if meta is not None and meta.get("store"):
+        return str(meta["store"])
+    return url
 
 
 def _clip_spec(spec: str | None) -> str | None:

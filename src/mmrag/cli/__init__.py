@@ -1,4 +1,5 @@
-"""The ``mmrag`` command line: index, search, similar, ask, stats, eval, serve, demo, describe.
+"""The ``mmrag`` command line: index, search, similar, ask, stats, eval, serve, demo, describe,
+migrate.
 
 Exit codes: 0 success; 1 an error (message on stderr, or JSON with --json);
 2 bad usage; 3 indexing finished but some inputs failed.
@@ -19,6 +20,7 @@ from .demo_cmd import demo_cmd
 from .describe_cmd import describe_cmd
 from .eval_cmd import eval_cmd
 from .index_cmds import index_cmd, stats_cmd
+from .migrate_cmd import migrate_cmd
 from .search_cmds import search_cmd, similar_cmd
 from .serve_cmd import serve_cmd
 
@@ -42,6 +44,7 @@ for command in (
     demo_cmd,
     dedup_cmd,
     describe_cmd,
+    migrate_cmd,
 ):
     cli.add_command(command)
 

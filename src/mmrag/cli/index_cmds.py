@@ -56,6 +56,17 @@ def _parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
     metavar="SECONDS",
     help="Another process is writing the index: wait this long for it, then give up.",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS|local]",
+    help="Decode and embed on a Ray cluster (ray://HOST:10001, HOST:6379, auto) or on a Ray "
+    "started here (local, the default with no value; put --ray after the paths or use "
+    "--ray=ADDRESS). Needs 'pip install mmrag[ray]'.",
+)
 def index_cmd(
     targets: tuple[str, ...],
     index_dir: Path | None,
@@ -68,6 +79,7 @@ def index_cmd(
     no_progress: bool,
     catalog_map: tuple[str, ...],
     wait: float,
+    ray_address: str | None,
 ) -> int:
     """Index files, folders (recursive), globs and URLs (or .urls lists).
 
@@ -87,6 +99,7 @@ def index_cmd(
                 progress=bar,
                 catalog_map=columns,
                 wait=wait,
+                ray=ray_address,
             )
             if bar is not None:
                 bar.close()  # type: ignore[attr-defined]

@@ -17,8 +17,11 @@ Example::
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -29,6 +32,7 @@ from ..errors import ConfigError, DependencyError, ModelMismatchError, StoreErro
 from ..types import Hit, Item, Where
 from . import filters as F
 from .base import query_vector
+from .qdrant_ops import PAYLOAD_INDEXES, RetryPolicy, with_retries
 from .records import item_to_record, record_to_item
 from .url import DEFAULT_COLLECTION, StoreURL
 
@@ -88,6 +92,13 @@ class QdrantStore:
 
     #: No BM25 here: the full-text retrieval path is skipped for this store.
     full_text = False
+    #: Points per upsert request: a few hundred 512-d points is ~1 MB of JSON, well under a
+    #: server's 32 MB request limit and small enough that a retried batch costs little.
+    batch_size: int = _BATCH
+    #: How writes are retried on transient errors (see :mod:`~mmrag.stores.qdrant_ops`).
+    retry: RetryPolicy = RetryPolicy()
+    #: How retries wait; tests replace it.
+    sleep: Callable[[float], None] = staticmethod(time.sleep)
 
     def __init__(
         self,
@@ -126,6 +137,7 @@ class QdrantStore:
                 self._check_spaces()
             else:
                 self._create()
+            self._ensure_payload_indexes()
         except ModelMismatchError:
             raise
         except Exception as e:
@@ -181,6 +193,24 @@ class QdrantStore:
                 f"{self.spaces}: re-embed deliberately (drop the store) or use the original models"
             )
 
+    def _ensure_payload_indexes(self) -> None:
+        """Create the payload indexes of :data:`PAYLOAD_INDEXES` that the collection lacks.
+
+        Run on every open, so a collection made by an older mmrag gains them too; creating
+        one that exists is a no-op on the server.
+        """
+        have = self._client.get_collection(self.collection).payload_schema or {}
+        schema = self._models.PayloadSchemaType
+        with warnings.catch_warnings():
+            # Local mode keeps no payload indexes and says so once per process; the calls
+            # are still made so that local mode runs the server's code path.
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+            for path, kind in PAYLOAD_INDEXES.items():
+                if path not in have:
+                    self._client.create_payload_index(
+                        self.collection, path, field_schema=schema(kind), wait=True
+                    )
+
     def _filter(self, where: Where | None) -> Any:
         return F.to_qdrant_filter(F.normalize(where), self._models)
 
@@ -206,11 +236,17 @@ class QdrantStore:
                     id=point_id(item.id), vector=vec, payload=item_to_record(item)
                 )
             )
+        done = 0
         try:
-            for lo in range(0, len(points), _BATCH):
-                self._client.upsert(self.collection, points[lo : lo + _BATCH], wait=True)
+            for lo in range(0, len(points), self.batch_size):
+                batch = points[lo : lo + self.batch_size]
+                write = partial(self._client.upsert, self.collection, batch, wait=True)
+                with_retries(write, "upsert", self.retry, self.sleep)
+                done += len(batch)
         except Exception as e:
-            raise StoreError(f"Qdrant upsert of {len(items)} items failed: {e}") from e
+            raise StoreError(
+                f"Qdrant upsert of {len(items)} items failed after {done} were written: {e}"
+            ) from e
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove items by id; unknown ids are ignored."""
@@ -218,7 +254,12 @@ class QdrantStore:
             return
         selector = self._models.PointIdsList(points=[point_id(i) for i in ids])
         try:
-            self._client.delete(self.collection, points_selector=selector, wait=True)
+            with_retries(
+                lambda: self._client.delete(self.collection, points_selector=selector, wait=True),
+                "delete",
+                self.retry,
+                self.sleep,
+            )
         except Exception as e:
             raise StoreError(f"Qdrant delete failed: {e}") from e
 
@@ -227,6 +268,7 @@ class QdrantStore:
         try:
             self._client.delete_collection(self.collection)
             self._create()
+            self._ensure_payload_indexes()
         except Exception as e:
             raise StoreError(f"dropping Qdrant collection {self.collection!r} failed: {e}") from e
 

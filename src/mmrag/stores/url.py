@@ -47,6 +47,21 @@ class StoreURL:
             return f"{self.location}/{self.collection or DEFAULT_COLLECTION}"
         return f"{self.scheme}:{self.location}" + (f"#{self.collection}" if self.collection else "")
 
+    def to_url(self) -> str:
+        """The URL again, in a form :func:`parse_store_url` reads back to this StoreURL."""
+        if self.scheme != "qdrant":
+            return str(self)
+        parts = urlsplit(self.location)
+        scheme = "qdrant+https" if parts.scheme == "https" else "qdrant"
+        return f"{scheme}://{parts.netloc}/{self.collection or DEFAULT_COLLECTION}"
+
+    def absolute(self) -> StoreURL:
+        """The same store with a local directory made absolute (to record it for later runs)."""
+        if self.scheme == "qdrant" or self.location == ":memory:":
+            return self
+        path = Path(self.location).expanduser().resolve()
+        return StoreURL(self.scheme, str(path), self.collection)
+
 
 def parse_store_url(url: str, *, default_dir: Path) -> StoreURL:
     """Parse ``url`` (see the module doc); ConfigError names the URL and the accepted forms."""
