@@ -446,7 +446,9 @@ class MultiVectorContract:
         assert store.get_multivectors("pages", ["item-7"]) == {}
         assert "item-7" not in {h.item.id for h in store.multi_query("pages", docs["item-7"], 8)}
 
-    def test_a_small_rerank_still_scores_hits_exactly(self, tmp_path: Path, first_stage: str) -> None:
+    def test_a_small_rerank_still_scores_hits_exactly(
+        self, tmp_path: Path, first_stage: str
+    ) -> None:
         store = self._open(tmp_path, first_stage, rerank=1)
         rng = np.random.default_rng(3)
         items = [Item(id=f"p{i}", kind="page", source="a.pdf", page=i) for i in range(30)]

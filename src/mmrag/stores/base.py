@@ -44,7 +44,9 @@ class MultiSpace:
     rerank: int = 8
 
 
-def query_multivector(spaces: Mapping[str, MultiSpace], space: str, vectors: np.ndarray) -> np.ndarray:
+def query_multivector(
+    spaces: Mapping[str, MultiSpace], space: str, vectors: np.ndarray
+) -> np.ndarray:
     """The query as float32 ``(tokens, dim)``, checked against the multi-vector spaces."""
     if space not in spaces:
         raise ConfigError(f"unknown multi-vector space {space!r}; store has {sorted(spaces)}")

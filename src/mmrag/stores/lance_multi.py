@@ -131,7 +131,7 @@ def _two_stage(
     width = code_type(multi).list_size
     dtype = np.int8 if multi.first_stage == "int8" else np.uint8
     for batch in reader.select(columns).limit(None).to_batches(batch_size=4096):
-        keep = range(batch.num_rows)
+        keep: list[int] = list(range(batch.num_rows))
         if rest:
             rows = batch.to_pylist()
             keep = [i for i, r in enumerate(rows) if F.matches(rest, row_to_item(r))]

@@ -29,8 +29,8 @@ import pyarrow as pa
 from ..errors import ConfigError, IndexError_, ModelMismatchError
 from ..types import Hit, Item, Where
 from . import filters as F
-from .fts import search_text
 from .base import MultiSpace
+from .fts import search_text
 from .records import item_fields, metadata_json, record_to_item
 
 __all__ = [
@@ -39,11 +39,11 @@ __all__ = [
     "SEARCH_TEXT",
     "VEC_PREFIX",
     "check_schema",
+    "chunks",
     "code_type",
+    "ids_sql",
     "mv_col",
     "mvq_col",
-    "chunks",
-    "ids_sql",
     "ranked_hits",
     "row_to_item",
     "split_where",
@@ -130,9 +130,9 @@ def table_schema(
 ) -> pa.Schema:
     """The table schema for these vector spaces (name -> dimension) and multi-vector spaces."""
     vectors = (pa.field(vec_col(s), pa.list_(pa.float32(), d)) for s, d in spaces.items())
+    multivectors = _multi_fields(multi or {})
     return pa.schema(
-        [*_ITEM_COLUMNS, *_META_COLUMNS, _META_JSON, _SEARCH_TEXT, *vectors]
-        + _multi_fields(multi or {})
+        [*_ITEM_COLUMNS, *_META_COLUMNS, _META_JSON, _SEARCH_TEXT, *vectors, *multivectors]
     )
 
 

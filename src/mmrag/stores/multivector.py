@@ -67,7 +67,7 @@ def maxsim_many(query: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndarray:
     keep = np.flatnonzero(lengths)
     if len(keep) == 0:
         return out
-    flat = np.concatenate([np.asarray(docs[i], np.float32) for i in keep])
+    flat = np.concatenate([np.asarray(docs[i], np.float32) for i in keep.tolist()])
     sims = np.asarray(query, np.float32) @ flat.T  # (q, total tokens)
     starts = np.concatenate([[0], np.cumsum(lengths[keep])[:-1]])
     out[keep] = np.maximum.reduceat(sims, starts, axis=1).sum(axis=0)

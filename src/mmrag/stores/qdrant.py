@@ -194,7 +194,8 @@ class QdrantStore:
         if have != self.spaces or multi != want_multi:
             raise ModelMismatchError(
                 f"Qdrant collection {self.collection!r} has vector spaces {have} and "
-                f"multi-vector spaces {multi}, not {self.spaces} and {want_multi}: re-embed deliberately (drop the store) or use the original models"
+                f"multi-vector spaces {multi}, not {self.spaces} and {want_multi}: re-embed "
+                "deliberately (drop the store) or use the original models"
             )
 
     # --- multi-vectors (late interaction) ---------------------------------------------------
