@@ -274,7 +274,8 @@ def make_tiny_colpali(directory: str | Path, *, seed: int = 0) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     images = SiglipImageProcessorPil(size={"height": 28, "width": 28})
-    images.image_seq_length = 4  # (28 / 14) ** 2 patches: PaliGemma's processors need it
+    # (28 / 14) ** 2 patches: PaliGemma's processors read it from the image processor.
+    images.image_seq_length = 4  # type: ignore[attr-defined]
     processor = ColPaliProcessor(image_processor=images, tokenizer=_gemma_tokenizer())
     processor.save_pretrained(directory)
     vision = {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
