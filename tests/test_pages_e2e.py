@@ -71,7 +71,7 @@ def test_pages_are_embedded_searched_and_fused(
         assert report.added == 2 and not report.failed
         assert "pages" in index.available_paths()
         ids = page_ids(index)
-        stored = index.store.get_multivectors("pages", ids + ["nope"])
+        stored = index.store.get_multivectors("pages", [*ids, "nope"])
         assert set(stored) == set(ids) and len(ids) == 4  # 3 pages and the scan
         texts = [it.id for it in index.store.find({"kind": "text"})]
         assert texts and index.store.get_multivectors("pages", texts) == {}
