@@ -11,9 +11,12 @@ Example::
     codes = encode_codes(page, "binary")             # 1 bit per value, packed
     rough = approximate_maxsim(query, [codes], "binary", dim=128)
 
-Pooling and codes are the two memory controls: pooling stores fewer tokens (ColPali's
-authors report ~97-98% of nDCG kept at factor 3), codes make a cheap first stage whose
-candidates are rescored with exact MaxSim on the float32 vectors.
+Pooling and codes are the two memory controls. Pooling stores fewer tokens: clustering
+token pooling cut ColBERT indexes by 50% with virtually no loss and by 66-75% with under 5%
+on most datasets (Clavie et al., arXiv:2409.14683), and colpali-engine reports ~97.8% of
+ColPali's ViDoRe score kept at pool factor 3 (none of this could be measured here: no
+trained weights). Codes make a cheap first stage whose candidates are rescored with exact
+MaxSim on the float32 vectors (int8: 4x smaller, binary: 32x).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DependencyError
 
 __all__ = [
     "FIRST_STAGES",
@@ -88,8 +91,11 @@ def pool_tokens(vectors: np.ndarray, factor: int) -> np.ndarray:
     clusters = max(1, -(-n // factor))
     if factor == 1 or n <= clusters:
         return v
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import pdist
+    try:
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import pdist
+    except ImportError as exc:
+        raise DependencyError("scipy", "pages", "Token pooling") from exc
 
     distances = np.clip(pdist(v.astype(np.float64), "cosine"), 0.0, None)
     labels = fcluster(linkage(distances, method="ward"), t=clusters, criterion="maxclust")
