@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "CLIP_ARCHS",
     "COLQWEN2_2B",
+    "colqwen2_parts",
     "make_clip_tokenizer",
     "make_random_clip",
     "make_random_colqwen2",
@@ -206,23 +207,16 @@ def _qwen_tokenizer() -> Any:
     return tokenizer
 
 
-def _save_colqwen2(directory: str | Path, arch: dict[str, Any], seed: int) -> Path:
-    import torch
-    from transformers import (
-        ColQwen2Config,
-        ColQwen2ForRetrieval,
-        ColQwen2Processor,
-        Qwen2VLImageProcessorPil,
-    )
+def colqwen2_parts(arch: dict[str, Any]) -> tuple[Any, Any]:
+    """The processor (byte-level tokenizer built here) and the ColQwen2Config for ``arch``."""
+    from transformers import ColQwen2Config, ColQwen2Processor, Qwen2VLImageProcessorPil
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     tokenizer = _qwen_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", *_QWEN_SPECIALS)}
     images = Qwen2VLImageProcessorPil(
         min_pixels=arch["min_pixels"], max_pixels=arch["max_pixels"], patch_size=14, merge_size=2
     )
-    ColQwen2Processor(image_processor=images, tokenizer=tokenizer).save_pretrained(directory)
+    processor = ColQwen2Processor(image_processor=images, tokenizer=tokenizer)
     text = {**arch["text_config"], "bos_token_id": None, "eos_token_id": ids["<|endoftext|>"],
             "pad_token_id": ids["<|endoftext|>"]}  # fmt: skip
     vlm = {"model_type": "qwen2_vl", "text_config": text, "vision_config": arch["vision_config"],
@@ -230,7 +224,17 @@ def _save_colqwen2(directory: str | Path, arch: dict[str, Any], seed: int) -> Pa
            "vision_start_token_id": ids["<|vision_start|>"],
            "vision_end_token_id": ids["<|vision_end|>"],
            "tie_word_embeddings": arch["tie_word_embeddings"]}  # fmt: skip
-    config = ColQwen2Config(vlm_config=vlm, embedding_dim=arch["embedding_dim"])
+    return processor, ColQwen2Config(vlm_config=vlm, embedding_dim=arch["embedding_dim"])
+
+
+def _save_colqwen2(directory: str | Path, arch: dict[str, Any], seed: int) -> Path:
+    import torch
+    from transformers import ColQwen2ForRetrieval
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    processor, config = colqwen2_parts(arch)
+    processor.save_pretrained(directory)
     torch.manual_seed(seed)
     ColQwen2ForRetrieval(config).eval().save_pretrained(directory)
     (directory / RANDOM_WEIGHTS_MARKER).write_text("random weights, mmrag.testing\n")
