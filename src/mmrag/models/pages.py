@@ -231,22 +231,28 @@ class PageEncoderModel:
         for i, image in enumerate(images):
             if not isinstance(image, Image.Image) or min(image.size) < 1:
                 raise InputError(f"page image {i}", "not a non-empty PIL image")
-        return self._encode(images, lambda chunk: self._processor.process_images(
-            [im.convert("RGB") for im in chunk]
-        ))  # fmt: skip
+        return self._encode(
+            images,
+            lambda chunk: self._processor.process_images([im.convert("RGB") for im in chunk]),
+            # One page is hundreds of tokens through a 2B model: a batch's worth of work, not
+            # a short query that call_threads gives one thread.
+            work=max(len(images), _prec.QUERY_BATCH + 1),
+        )
 
     def encode_queries(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Query texts -> one float32 ``(tokens, dim)`` array each, unit rows, no padding."""
-        return self._encode(list(texts), lambda chunk: self._processor.process_queries(chunk))
+        texts = list(texts)
+        return self._encode(texts, lambda chunk: self._processor.process_queries(chunk), len(texts))
 
-    def _encode(self, inputs: list[Any], prepare: Any) -> list[np.ndarray]:
+    def _encode(self, inputs: list[Any], prepare: Any, work: int) -> list[np.ndarray]:
+        """Inputs through processor and model in batches; ``work`` sizes the threads."""
         if not inputs:
             return []
         self._load()
         import torch
 
         out: list[np.ndarray] = []
-        threads = _prec.call_threads(len(inputs), limit=self.num_threads or 0)
+        threads = _prec.call_threads(work, limit=self.num_threads or 0)
         with torch.inference_mode(), _prec.torch_threads(threads):
             for start in range(0, len(inputs), self.batch_size):
                 batch = prepare(inputs[start : start + self.batch_size])
