@@ -234,7 +234,7 @@ def store_with(root: Path, n: int, tokens: int, stage: str, rng: np.random.Gener
     store = LanceStore(root, {"clip": 4}, multi_spaces={"pages": MultiSpace(DIM, stage, rerank=8)})
     for lo in range(0, n, 5000):
         items = [
-            Item(id=f"p{i}", kind="page", source=f"d{i % 97}.pdf", page=i)
+            Item(id=f"p{i}", kind="page", source=f"d{i % 97}.pdf", doc=f"d{i % 97}.pdf", page=i)
             for i in range(lo, lo + 5000)
         ]
         store.upsert(items, {})
@@ -267,6 +267,8 @@ def bench_latency(big: int) -> None:
             print(f"    filtered to one document (~1%): p50 {filtered:.0f} ms ({load()})")
         finally:
             shutil.rmtree(root, ignore_errors=True)
+    if big <= 0:
+        return
     chunk = 10_000
     chunk_ms = []
     for _ in range(big // chunk):
