@@ -338,3 +338,152 @@ class StoreContract:
         store.optimize()
         assert store.get([it.id for it in items]) == items
         assert store.query("clip", vecs["clip"][1], 1)[0].item.id == "item-1"
+
+
+# --- the multi-vector (late-interaction) capability -------------------------------------
+# A separate contract: a backend with the capability inherits MultiVectorContract too and
+# provides ``make_multi_store(tmp_path, spaces, multi_spaces)``.
+
+MULTI_DIM = 8
+
+
+def multivectors(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """``n`` random multi-vectors of 3-9 unit tokens each."""
+    return [unit(rng, int(rng.integers(3, 10)), MULTI_DIM) for _ in range(n)]
+
+
+def brute_maxsim(query: np.ndarray, docs: Mapping[str, np.ndarray]) -> list[tuple[str, float]]:
+    """Every document's MaxSim score, best first (the reference ranking, plain numpy)."""
+    scores = {i: float((query @ d.T).max(axis=1).sum()) for i, d in docs.items()}
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+class MultiVectorContract:
+    """Behaviour every store with the multi-vector capability must show, per first stage."""
+
+    persists: bool = True
+
+    def make_multi_store(
+        self, tmp_path: Path, spaces: Mapping[str, int], multi_spaces: Mapping[str, Any]
+    ) -> Any:
+        """Build (or reopen) the backend under test with these multi-vector spaces."""
+        raise NotImplementedError
+
+    @pytest.fixture(params=["none", "int8", "binary"])
+    def first_stage(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+    def _open(self, tmp_path: Path, first_stage: str, rerank: int = 8) -> Any:
+        from mmrag.stores.base import MultiSpace
+
+        multi = {"pages": MultiSpace(MULTI_DIM, first_stage=first_stage, rerank=rerank)}
+        return self.make_multi_store(tmp_path, SPACES, multi)
+
+    @pytest.fixture
+    def paged(
+        self, tmp_path: Path, first_stage: str
+    ) -> tuple[Any, list[Item], dict[str, np.ndarray]]:
+        """The catalog, each item with a multi-vector except item-3 (a clip vector only)."""
+        store = self._open(tmp_path, first_stage, rerank=100)
+        items = catalog()
+        rng = np.random.default_rng(11)
+        store.upsert(items, {"clip": unit(rng, len(items), 8)})
+        docs = dict(zip([it.id for it in items], multivectors(rng, len(items)), strict=True))
+        del docs["item-3"]
+        store.set_multivectors("pages", docs)
+        return store, items, docs
+
+    def test_store_has_the_multi_vector_capability(self, paged: Any) -> None:
+        from mmrag.stores.base import MultiVectorStore, VectorStore
+
+        store, _, _ = paged
+        assert isinstance(store, VectorStore) and isinstance(store, MultiVectorStore)
+        assert set(store.multi_spaces) == {"pages"}
+
+    def test_multivectors_round_trip_and_unknown_ids_are_ignored(self, paged: Any) -> None:
+        store, _, docs = paged
+        store.set_multivectors("pages", {"nope": docs["item-0"]})  # no such item: ignored
+        got = store.get_multivectors("pages", [*docs, "item-3", "nope"])
+        assert set(got) == set(docs)
+        for i, d in docs.items():
+            assert got[i].dtype == np.float32 and got[i].shape == d.shape
+            assert np.allclose(got[i], d, atol=1e-6)
+        assert store.count() == len(catalog())
+
+    def test_multi_query_ranks_like_brute_force_maxsim(self, paged: Any) -> None:
+        store, _, docs = paged
+        rng = np.random.default_rng(5)
+        for _ in range(3):
+            query = unit(rng, 4, MULTI_DIM)
+            want = brute_maxsim(query, docs)[:5]
+            hits = store.multi_query("pages", query, 5)
+            assert [h.item.id for h in hits] == [i for i, _ in want]
+            assert np.allclose([h.score for h in hits], [s for _, s in want], atol=1e-4)
+
+    def test_a_page_is_its_own_best_match(self, paged: Any) -> None:
+        store, _, docs = paged
+        hits = store.multi_query("pages", docs["item-6"], 1)
+        assert hits[0].item.id == "item-6"
+        assert hits[0].score == pytest.approx(len(docs["item-6"]), abs=1e-4)
+
+    @pytest.mark.parametrize(
+        "where", [{"kind": "page"}, {"category": ["shoes", "bags"]}, {"color": "green"}]
+    )
+    def test_filters_apply_to_multi_queries(self, paged: Any, where: Any) -> None:
+        store, items, docs = paged
+        from mmrag.stores import filters as F
+
+        allowed = {it.id for it in items if F.matches(F.normalize(where), it)}
+        query = unit(np.random.default_rng(9), 3, MULTI_DIM)
+        want = [i for i, _ in brute_maxsim(query, docs) if i in allowed][:3]
+        assert [h.item.id for h in store.multi_query("pages", query, 3, where=where)] == want
+
+    def test_delete_and_reupsert_remove_multivectors(self, paged: Any) -> None:
+        store, items, docs = paged
+        store.delete(["item-6"])
+        assert "item-6" not in {h.item.id for h in store.multi_query("pages", docs["item-6"], 8)}
+        store.upsert([items[7]], {})  # a re-indexed item has no multi-vector until it gets one
+        assert store.get_multivectors("pages", ["item-7"]) == {}
+        assert "item-7" not in {h.item.id for h in store.multi_query("pages", docs["item-7"], 8)}
+
+    def test_a_small_rerank_still_scores_hits_exactly(
+        self, tmp_path: Path, first_stage: str
+    ) -> None:
+        store = self._open(tmp_path, first_stage, rerank=1)
+        rng = np.random.default_rng(3)
+        items = [Item(id=f"p{i}", kind="page", source="a.pdf", page=i) for i in range(30)]
+        store.upsert(items, {})
+        docs = dict(zip([it.id for it in items], multivectors(rng, 30), strict=True))
+        store.set_multivectors("pages", docs)
+        query = unit(rng, 5, MULTI_DIM)
+        exact = dict(brute_maxsim(query, docs))
+        hits = store.multi_query("pages", query, 5)
+        assert len(hits) == 5
+        assert all(abs(h.score - exact[h.item.id]) < 1e-4 for h in hits)
+
+    def test_bad_multivectors_and_queries_raise_config_error(self, paged: Any) -> None:
+        store, _, _ = paged
+        with pytest.raises(ConfigError):
+            store.set_multivectors("pages", {"item-0": np.ones((3, MULTI_DIM + 1), np.float32)})
+        with pytest.raises(ConfigError):
+            store.set_multivectors("nope", {"item-0": np.ones((3, MULTI_DIM), np.float32)})
+        with pytest.raises(ConfigError):
+            store.multi_query("pages", np.ones((2, 3), np.float32), 3)
+        with pytest.raises(ConfigError):
+            store.multi_query("clip", np.ones((2, MULTI_DIM), np.float32), 3)
+
+    def test_multivectors_survive_reopening_and_other_dims_mismatch(
+        self, paged: Any, tmp_path: Path, first_stage: str
+    ) -> None:
+        if not self.persists:
+            pytest.skip("backend does not persist")
+        store, _, docs = paged
+        del store, paged
+        again = self._open(tmp_path, first_stage)
+        assert np.allclose(again.get_multivectors("pages", ["item-1"])["item-1"], docs["item-1"])
+        from mmrag.stores.base import MultiSpace
+
+        with pytest.raises(ModelMismatchError):
+            self.make_multi_store(tmp_path, SPACES, {"pages": MultiSpace(MULTI_DIM * 2)})
+        with pytest.raises(ModelMismatchError):
+            self.make_multi_store(tmp_path, SPACES, {})

@@ -29,6 +29,7 @@ def test_every_role_has_a_registry() -> None:
         "ingesters",
         "answerers",
         "rerankers",
+        "page_encoders",
     }
 
 

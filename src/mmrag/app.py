@@ -23,7 +23,7 @@ from .blobs import BlobStore
 from .config import Settings
 from .distributed.worker import NoStore
 from .errors import DependencyError, IndexError_, InputError, ModelMismatchError
-from .indexer import Indexer, IndexReport, Progress
+from .indexer import PAGES_SPACE, Indexer, IndexReport, Progress
 from .ingest.base import Ingester
 from .ingest.catalog import catalog_mapping
 from .ingest.images import open_image
@@ -33,18 +33,19 @@ from .meta import (
     NO_CLIP,
     SCHEMA_VERSION,
     chosen_models,
+    chosen_pages,
     chosen_store,
     read_meta,
     recorded_store,
     write_meta,
 )
 from .migrate import MigrationReport, migrate_index
-from .models.base import ImageTextEncoder, TextEncoder
+from .models.base import ImageTextEncoder, PageEncoder, TextEncoder
 from .retrieve import products as product_search
 from .retrieve.attributes import ParsedQuery, parse_query
 from .retrieve.duplicates import DuplicateGroup, index_duplicates
 from .retrieve.search import Searcher
-from .stores.base import VectorStore
+from .stores.base import MultiSpace, VectorStore
 from .stores.url import StoreURL, parse_store_url
 from .types import VISUAL_KINDS, Hit, Item, Where
 from .where import describe_where, parse_where, resolve_documents
@@ -90,8 +91,11 @@ class Index:
         manifest: Manifest,
         indexer: Indexer,
         searcher: Searcher,
+        pages: PageEncoder | None = None,
     ) -> None:
         self.settings = settings
+        #: The late-interaction page encoder (None: the index has no pages path).
+        self.pages = pages
         self.path = settings.index
         self.store = store
         self.clip = clip
@@ -350,6 +354,7 @@ class Index:
             "sources": len(self.manifest),
             "clip_model": meta.get("clip_model"),
             "text_model": meta.get("text_model"),
+            "pages": meta.get("pages"),
             "spaces": dict(self.store.spaces),
             "paths": list(self.available_paths()),
             "schema": meta.get("schema"),
@@ -358,7 +363,7 @@ class Index:
     def close(self) -> None:
         """Release the manifest and models."""
         self.manifest.close()
-        for encoder in (self.clip, self.text):
+        for encoder in (self.clip, self.text, self.pages):
             release = getattr(encoder, "release", None)
             if callable(release):
                 release()
@@ -436,13 +441,17 @@ def open_index(
     store_url = parse_store_url(chosen_store(settings, meta), default_dir=root / "store")
     explicit = {"model", "text_model"} & (settings.model_fields_set | set(overrides))
     clip_model, text_model, mismatch = chosen_models(settings, meta, explicit)
-    if mismatch and not reembed:
+    explicit_pages = "page_model" in (settings.model_fields_set | set(overrides))
+    page_config, pages_mismatch = chosen_pages(settings, meta, explicit_pages)
+    if (mismatch or pages_mismatch) and not reembed:
         assert meta is not None
         raise ModelMismatchError(
-            f"index {root} was built with CLIP model {meta.get('clip_model')!r} and text model "
-            f"{meta.get('text_model')!r}; you asked for {clip_model!r} / {text_model!r}. "
-            "Re-embed deliberately with --reembed (Index: reembed=True), or use the recorded model."
+            f"index {root} was built with CLIP model {meta.get('clip_model')!r}, text model "
+            f"{meta.get('text_model')!r} and pages {meta.get('pages')!r}; you asked for "
+            f"{clip_model!r} / {text_model!r} / {page_config!r}. Re-embed deliberately with "
+            "--reembed (Index: reembed=True), or use the recorded model."
         )
+    mismatch = mismatch or pages_mismatch
     clip: ImageTextEncoder | None = _build_encoder(
         registry.image_text_encoders, clip_model, settings
     )
@@ -450,10 +459,20 @@ def open_index(
     spaces = {"text": text.dim}
     if clip is not None:
         spaces = {"clip": clip.dim, **spaces}
+    if page_config is not None:  # the recorded memory controls, unless asked otherwise
+        settings = settings.model_copy(
+            update={
+                "page_pool": page_config["pool"],
+                "page_first_stage": page_config["first_stage"],
+            }
+        )
+    pages = _build_encoder(registry.page_encoders, (page_config or {}).get("model"), settings)
     root.mkdir(parents=True, exist_ok=True)
     factory = registry.stores.load(store_url.scheme)
-    store: VectorStore = factory(store_url, spaces, overwrite=mismatch, settings=settings)
-    new_meta = {
+    # Only an index with pages passes multi_spaces, so stores without the capability still open.
+    extra = {"multi_spaces": _multi_spaces(pages, settings)} if pages is not None else {}
+    store: VectorStore = factory(store_url, spaces, overwrite=mismatch, settings=settings, **extra)
+    new_meta: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "clip_model": clip_model,
         "text_model": text_model,
@@ -462,10 +481,12 @@ def open_index(
         # index directory, wherever it is moved).
         "store": recorded_store(meta, _store_record(store_url, root)),
     }
+    if page_config is not None:
+        new_meta["pages"] = {**page_config, "dim": pages.dim, "space": PAGES_SPACE}
     if meta != new_meta:
         write_meta(root, new_meta)
     chosen = {"model": clip_model or "none", "text_model": text_model}
-    index = _assemble(settings.model_copy(update=chosen), store, clip, text)
+    index = _assemble(settings.model_copy(update=chosen), store, clip, text, pages)
     if mismatch:
         _reembed(index)
     return index
@@ -478,13 +499,23 @@ def _store_record(url: StoreURL, root: Path) -> str:
     return url.absolute().to_url()
 
 
+def _multi_spaces(pages: PageEncoder, settings: Settings) -> dict[str, MultiSpace]:
+    """The store's multi-vector space for the page encoder, with its first stage."""
+    space = MultiSpace(pages.dim, settings.page_first_stage, settings.page_rerank)
+    return {PAGES_SPACE: space}
+
+
 def _assemble(
-    settings: Settings, store: VectorStore, clip: ImageTextEncoder | None, text: TextEncoder
+    settings: Settings,
+    store: VectorStore,
+    clip: ImageTextEncoder | None,
+    text: TextEncoder,
+    pages: PageEncoder | None = None,
 ) -> Index:
     """The Index over one store and its encoders, with blobs, manifest, pipeline and search."""
     blobs = BlobStore(settings.index / "blobs")
     manifest = Manifest(settings.index / "manifest.sqlite")
-    indexer = Indexer(store, blobs, manifest, clip, text, settings, _ingesters())
+    indexer = Indexer(store, blobs, manifest, clip, text, settings, _ingesters(), pages=pages)
     return Index(
         settings,
         store=store,
@@ -493,7 +524,8 @@ def _assemble(
         blobs=blobs,
         manifest=manifest,
         indexer=indexer,
-        searcher=Searcher(store, clip, text),
+        searcher=Searcher(store, clip, text, pages=pages),
+        pages=pages,
     )
 
 

@@ -52,6 +52,17 @@ class Settings(BaseSettings):
         default=False, description="never contact a model hub; load from local files only"
     )
 
+    # Late-interaction page retrieval (ColQwen2 / ColPali; see docs/pages.md): off unless a
+    # model is named. Each PDF page, slide and document image gets a multi-vector.
+    page_model: str | None = Field(default=None, description="[BACKEND:]MODEL; none = off")
+    page_precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    page_batch_size: int = Field(default=4, ge=1)
+    # Hierarchical token pooling: keep ~1/factor of each page's vectors (1 = off).
+    page_pool: int = Field(default=1, ge=1, le=8)
+    # A quantised first stage, rescored with exact MaxSim on rerank * k candidates.
+    page_first_stage: Literal["none", "int8", "binary"] = "none"
+    page_rerank: int = Field(default=8, ge=1)
+
     # Images.
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     thumb_size: int = Field(default=256, ge=16)
@@ -104,6 +115,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MMRAG_QDRANT_API_KEY", "QDRANT_API_KEY", "qdrant_api_key"),
     )
     qdrant_collection: str = "mmrag"
+
+    @field_validator("page_model", mode="before")
+    @classmethod
+    def _page_off(cls, value: object) -> object:
+        """'', 'none' and 'off' mean no page model."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off", "false"):
+            return None
+        return value
 
     @field_validator("onnx_cache", mode="before")
     @classmethod

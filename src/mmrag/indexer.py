@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .blobs import FULL_SIDE, BlobStore
 from .config import Settings
@@ -29,13 +30,18 @@ from .ingest.pool import decode_all
 from .ingest.report import IndexReport
 from .ingest.sources import Source, expand_sources
 from .manifest import FileStat, Manifest, SourceRecord, file_stat
-from .models.base import ImageTextEncoder, TextEncoder
-from .stores.base import VectorStore
+from .models.base import ImageTextEncoder, PageEncoder, TextEncoder
+from .stores.base import MultiVectorStore, VectorStore
+from .stores.multivector import pool_tokens
 from .types import VISUAL_KINDS, Item, content_hash
 
-__all__ = ["IndexReport", "Indexer", "Progress", "Work"]
+__all__ = ["PAGES_SPACE", "PAGE_KINDS", "IndexReport", "Indexer", "Progress", "Work"]
 
 log = logging.getLogger(__name__)
+
+#: The multi-vector space page encoders write, and the kinds they embed.
+PAGES_SPACE = "pages"
+PAGE_KINDS = frozenset({"page", "slide", "image"})
 
 #: Called with (sources done, sources in all) as a run goes.
 Progress = Callable[[int, int], None]
@@ -52,6 +58,9 @@ class Work:
     stat: FileStat
     items: list[Item] = field(default_factory=list)
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Page images waiting for the page encoder, and the multi-vectors it made.
+    page_queue: list[tuple[str, Image.Image]] = field(default_factory=list)
+    multivectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Indexer:
@@ -70,8 +79,12 @@ class Indexer:
         text: TextEncoder,
         settings: Settings,
         ingesters: Sequence[Ingester] = (),
+        *,
+        pages: PageEncoder | None = None,
     ) -> None:
         self.store = store
+        #: The late-interaction encoder for page, slide and image items (None: off).
+        self.pages = pages
         self.blobs = blobs
         self.manifest = manifest
         self.clip = clip
@@ -206,6 +219,7 @@ class Indexer:
                 report.note(out)
         if not work.items:
             raise InputError(data.name, "nothing to index in this document")
+        self._encode_pages(work)
         return work
 
     def _pooled(self, source: Source) -> bool:
@@ -224,6 +238,7 @@ class Indexer:
         item = out.item
         if item.kind not in VISUAL_KINDS:
             return item
+        self._queue_page(out, work)
         if out.decoded is not None:  # the decode pool made the pixels and the thumbnail
             work.pixels[item.id] = out.decoded.pixels
         elif out.image is not None:
@@ -245,6 +260,32 @@ class Indexer:
             self.blobs.put_image("thumb", key, out.image, self.settings.thumb_size)
             self.blobs.put_image("full", key, out.image, FULL_SIDE)
 
+    def _queue_page(self, out: Extracted, work: Work) -> None:
+        """Queue a page, slide or image for the page encoder, encoding a full batch at once.
+
+        Encoded as they come, not at flush: a 600-page manual's page images would not fit.
+        """
+        if self.pages is None or out.item.kind not in PAGE_KINDS:
+            return
+        image = out.image
+        if image is None and out.decoded is not None and "://" not in out.item.source:
+            image = _open_image(out.item.source)  # the pool kept only CLIP-sized pixels
+        if image is None:
+            return
+        work.page_queue.append((out.item.id, image))
+        if len(work.page_queue) >= self.settings.page_batch_size:
+            self._encode_pages(work)
+
+    def _encode_pages(self, work: Work) -> None:
+        """The queued page images into (pooled) multi-vectors."""
+        if self.pages is None or not work.page_queue:
+            return
+        ids, images = zip(*work.page_queue, strict=True)
+        work.page_queue.clear()
+        factor = self.settings.page_pool
+        for item_id, vectors in zip(ids, self.pages.encode_pages(images), strict=True):
+            work.multivectors[item_id] = pool_tokens(vectors, factor) if factor > 1 else vectors
+
     # -- items -> vectors -> store --------------------------------------------
 
     def _flush(self, batch: list[Work], report: IndexReport) -> None:
@@ -265,6 +306,9 @@ class Indexer:
         items = [item for work in batch for item in work.items]
         olds = {work.source: self.manifest.get(work.source) for work in batch}
         self.store.upsert(items, vectors)
+        multivectors = {key: mv for work in batch for key, mv in work.multivectors.items()}
+        if multivectors and isinstance(self.store, MultiVectorStore):
+            self.store.set_multivectors(PAGES_SPACE, multivectors)
         stale = [
             old_id
             for work in batch
@@ -306,3 +350,13 @@ class Indexer:
             self.store.delete(ids)
         self.manifest.remove([record.source for record in gone])
         return len(gone)
+
+
+def _open_image(path: str) -> Image.Image | None:
+    """A local image file, fully read (None when it cannot be: the item keeps its CLIP path)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None

@@ -20,6 +20,7 @@ __all__ = [
     "NO_CLIP",
     "SCHEMA_VERSION",
     "chosen_models",
+    "chosen_pages",
     "chosen_store",
     "read_meta",
     "recorded_store",
@@ -98,3 +99,31 @@ def _chosen(asked: str, meta: Mapping[str, Any] | None, key: str, explicit: bool
     if meta is not None and not explicit:
         return meta.get(key)
     return asked
+
+
+def chosen_pages(
+    settings: Settings, meta: Mapping[str, Any] | None, explicit: bool
+) -> tuple[dict[str, Any] | None, bool]:
+    """The page model with its memory controls (``{"model", "pool", "first_stage"}``, None
+    when off), and whether it differs from what the index recorded under ``pages``.
+
+    Without an explicit ``page_model`` an existing index keeps what it recorded; the
+    query-time ``rerank`` is not recorded (it changes no stored data).
+    """
+    recorded = meta.get("pages") if meta is not None else None
+    recorded = {k: recorded[k] for k in _PAGE_KEYS if k in recorded} if recorded else None
+    if meta is not None and not explicit:
+        return recorded, False
+    if settings.page_model is None:
+        asked = None
+    else:
+        model = registry.page_encoders.canonical(settings.page_model)
+        asked = {
+            "model": model,
+            "pool": settings.page_pool,
+            "first_stage": settings.page_first_stage,
+        }
+    return asked, meta is not None and asked != recorded
+
+
+_PAGE_KEYS = ("model", "pool", "first_stage")

@@ -30,6 +30,7 @@ __all__ = [
     "image_text_encoders",
     "ingesters",
     "ocr_engines",
+    "page_encoders",
     "rerankers",
     "stores",
     "text_encoders",
@@ -127,6 +128,13 @@ text_encoders.register(
 text_encoders.register(
     "openai", "mmrag.models.openai_embed:OpenAITextEncoder.from_settings", extra="openai"
 )
+
+#: Late-interaction page encoders (``page_model`` is ``[BACKEND:]MODEL``); ``factory(model,
+#: settings)``. ``transformers`` reads the family from the checkpoint's config.json.
+page_encoders: Registry[Any] = Registry("page encoder", default="transformers")
+page_encoders.register("transformers", "mmrag.models.pages:PageEncoderModel.from_settings")
+page_encoders.register("colqwen2", "mmrag.models.pages:colqwen2")
+page_encoders.register("colpali", "mmrag.models.pages:colpali")
 
 #: OCR engines by name; ``factory(threads: int | None)``. Built inside decode workers too.
 ocr_engines: Registry[Any] = Registry("OCR engine")

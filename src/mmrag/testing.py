@@ -16,7 +16,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLIP_ARCHS", "make_clip_tokenizer", "make_random_clip", "make_tiny_clip"]
+__all__ = [
+    "CLIP_ARCHS",
+    "COLQWEN2_2B",
+    "colqwen2_parts",
+    "make_clip_tokenizer",
+    "make_random_clip",
+    "make_random_colqwen2",
+    "make_tiny_clip",
+    "make_tiny_colpali",
+    "make_tiny_colqwen2",
+]
 
 #: File written beside a random-weight CLIP built here; `mmrag eval` reports say so when found.
 RANDOM_WEIGHTS_MARKER = "MMRAG_RANDOM_WEIGHTS"
@@ -145,3 +155,150 @@ def make_random_clip(directory: str | Path, arch: str = "vit-b-32", *, seed: int
     if arch not in CLIP_ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {sorted(CLIP_ARCHS)}")
     return _save_clip(directory, CLIP_ARCHS[arch], seed)
+
+
+# --------------------------------------------------------------------------- page models
+
+_QWEN_SPECIALS = ("<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                  "<|image_pad|>", "<|video_pad|>")  # fmt: skip
+
+#: The real ColQwen2 v1.0 architecture (Qwen2-VL-2B-Instruct's config.json, 128-d projection);
+#: ``max_pixels`` is 768 visual tokens of 28x28 pixels, the colqwen2 processors' cap.
+COLQWEN2_2B: dict[str, Any] = {
+    "embedding_dim": 128,
+    "text_config": {"vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960,
+                    "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
+                    "max_position_embeddings": 32768, "rms_norm_eps": 1e-6,
+                    "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0,
+                                        "mrope_section": [16, 24, 24]}},
+    "vision_config": {"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "num_heads": 16,
+                      "mlp_ratio": 4, "patch_size": 14, "spatial_merge_size": 2,
+                      "temporal_patch_size": 2},
+    "tie_word_embeddings": True,
+    "min_pixels": 4 * 28 * 28,
+    "max_pixels": 768 * 28 * 28,
+}  # fmt: skip
+
+_TINY_COLQWEN2: dict[str, Any] = {
+    "embedding_dim": 16,
+    "text_config": {"vocab_size": 264, "hidden_size": 32, "intermediate_size": 64,
+                    "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+                    "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
+                                        "mrope_section": [2, 3, 3]}},
+    "vision_config": {"depth": 2, "embed_dim": 32, "hidden_size": 32, "num_heads": 2,
+                      "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
+    "tie_word_embeddings": False,
+    "min_pixels": 56 * 56,
+    "max_pixels": 112 * 112,
+}  # fmt: skip
+
+
+def _qwen_tokenizer() -> Any:
+    """A byte-level Qwen2 tokenizer (every byte a token, no merges) with Qwen2-VL's specials."""
+    from tokenizers import AddedToken
+    from transformers import Qwen2Tokenizer
+
+    vocab = {c: i for i, c in enumerate(_bytes_to_unicode().values())}
+    for token in ("<|endoftext|>", *_QWEN_SPECIALS):
+        vocab[token] = len(vocab)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[])
+    specials = [AddedToken(t, special=True, normalized=False) for t in _QWEN_SPECIALS]
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    return tokenizer
+
+
+def colqwen2_parts(arch: dict[str, Any]) -> tuple[Any, Any]:
+    """The processor (byte-level tokenizer built here) and the ColQwen2Config for ``arch``."""
+    from transformers import ColQwen2Config, ColQwen2Processor, Qwen2VLImageProcessorPil
+
+    tokenizer = _qwen_tokenizer()
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", *_QWEN_SPECIALS)}
+    images = Qwen2VLImageProcessorPil(
+        min_pixels=arch["min_pixels"], max_pixels=arch["max_pixels"], patch_size=14, merge_size=2
+    )
+    processor = ColQwen2Processor(image_processor=images, tokenizer=tokenizer)
+    text = {**arch["text_config"], "bos_token_id": None, "eos_token_id": ids["<|endoftext|>"],
+            "pad_token_id": ids["<|endoftext|>"]}  # fmt: skip
+    vlm = {"model_type": "qwen2_vl", "text_config": text, "vision_config": arch["vision_config"],
+           "image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"],
+           "vision_start_token_id": ids["<|vision_start|>"],
+           "vision_end_token_id": ids["<|vision_end|>"],
+           "tie_word_embeddings": arch["tie_word_embeddings"]}  # fmt: skip
+    return processor, ColQwen2Config(vlm_config=vlm, embedding_dim=arch["embedding_dim"])
+
+
+def _save_colqwen2(directory: str | Path, arch: dict[str, Any], seed: int) -> Path:
+    import torch
+    from transformers import ColQwen2ForRetrieval
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    processor, config = colqwen2_parts(arch)
+    processor.save_pretrained(directory)
+    torch.manual_seed(seed)
+    ColQwen2ForRetrieval(config).eval().save_pretrained(directory)
+    (directory / RANDOM_WEIGHTS_MARKER).write_text("random weights, mmrag.testing\n")
+    return directory
+
+
+def make_tiny_colqwen2(directory: str | Path, *, seed: int = 0) -> Path:
+    """Save a tiny random ColQwen2 (2 layers, 16-d vectors, <=16 image tokens) to ``directory``."""
+    return _save_colqwen2(directory, _TINY_COLQWEN2, seed)
+
+
+def make_random_colqwen2(directory: str | Path, *, seed: int = 0) -> Path:
+    """Save a ColQwen2 with the real 2B architecture (``COLQWEN2_2B``) and random weights."""
+    return _save_colqwen2(directory, COLQWEN2_2B, seed)
+
+
+def _gemma_tokenizer() -> Any:
+    """A byte-fallback Gemma tokenizer: specials, then one token per byte, then ``<image>``."""
+    from tokenizers import AddedToken
+    from transformers import GemmaTokenizer
+
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4}
+    vocab.update({f"<0x{b:02X}>": 5 + b for b in range(256)})
+    vocab["<image>"] = len(vocab)
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=[])
+    image = AddedToken("<image>", special=True, normalized=False)
+    tokenizer.add_special_tokens({"additional_special_tokens": [image]})
+    return tokenizer
+
+
+def make_tiny_colpali(directory: str | Path, *, seed: int = 0) -> Path:
+    """Save a tiny random ColPali (PaliGemma: 28x28 images in 4 patches, 16-d vectors)."""
+    import torch
+    from transformers import (
+        ColPaliConfig,
+        ColPaliForRetrieval,
+        ColPaliProcessor,
+        SiglipImageProcessorPil,
+    )
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    images = SiglipImageProcessorPil(size={"height": 28, "width": 28})
+    # (28 / 14) ** 2 patches: PaliGemma's processors read it from the image processor.
+    images.image_seq_length = 4  # type: ignore[attr-defined]
+    processor = ColPaliProcessor(image_processor=images, tokenizer=_gemma_tokenizer())
+    processor.save_pretrained(directory)
+    vision = {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+              "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 28,
+              "patch_size": 14, "projection_dim": 32}  # fmt: skip
+    text = {"model_type": "gemma", "vocab_size": len(processor.tokenizer), "hidden_size": 32,
+            "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "num_key_value_heads": 1, "head_dim": 16, "pad_token_id": 0, "bos_token_id": 2,
+            "eos_token_id": 1}  # fmt: skip
+    vlm = {
+        "model_type": "paligemma",
+        "vision_config": vision,
+        "text_config": text,
+        "image_token_id": processor.image_token_id,
+        "projection_dim": 32,
+        "hidden_size": 32,
+    }
+    config = ColPaliConfig(vlm_config=vlm, embedding_dim=16)
+    torch.manual_seed(seed)
+    ColPaliForRetrieval(config).eval().save_pretrained(directory)
+    (directory / RANDOM_WEIGHTS_MARKER).write_text("random weights, mmrag.testing\n")
+    return directory

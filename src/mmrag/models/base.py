@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-__all__ = ["ImageTextEncoder", "TextEncoder"]
+__all__ = ["ImageTextEncoder", "PageEncoder", "TextEncoder"]
 
 
 @runtime_checkable
@@ -49,3 +49,25 @@ class TextEncoder(Protocol):
     def dim(self) -> int: ...
 
     def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray: ...
+
+
+@runtime_checkable
+class PageEncoder(Protocol):
+    """Page images and query texts into many vectors each (late interaction: ColPali family).
+
+    Each output is a float32 ``(tokens, dim)`` array with unit rows and no padding tokens;
+    a page's relevance to a query is their MaxSim score. Models load lazily and
+    ``release()`` frees them.
+    """
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode_pages(self, images: Sequence[Image.Image]) -> list[np.ndarray]: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> list[np.ndarray]: ...
+
+    def release(self) -> None: ...

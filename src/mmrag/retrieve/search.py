@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError, StoreError
-from ..models.base import ImageTextEncoder, TextEncoder
-from ..stores.base import VectorStore
+from ..models.base import ImageTextEncoder, PageEncoder, TextEncoder
+from ..stores.base import MultiVectorStore, VectorStore
 from ..types import Hit, Item, Where
 from .confidence import coverage
 from .documents import document_boost, identity
@@ -30,8 +30,11 @@ __all__ = ["PATHS", "Searcher"]
 
 log = logging.getLogger(__name__)
 
-#: Retrieval paths a text query can take.
-PATHS = ("clip", "text", "bm25")
+#: Retrieval paths a text query can take ("pages": late interaction, on an index with a
+#: page model; see docs/pages.md).
+PATHS = ("clip", "text", "bm25", "pages")
+#: The multi-vector space the pages path searches (written by the indexer).
+_PAGES = "pages"
 
 #: Candidates each path fetches: fixed (not a multiple of k) so that the first results do
 #: not change with k; grows as 4k only past k = 25.
@@ -60,8 +63,10 @@ class Searcher:
         *,
         weights: Mapping[str, float] | None = None,
         doc_boost: float = _DOC_BOOST,
+        pages: PageEncoder | None = None,
     ) -> None:
         self.store = store
+        self.pages = pages
         self.clip = clip
         self.text = text
         self.weights = weights
@@ -76,6 +81,8 @@ class Searcher:
             paths.append("text")
         if getattr(self.store, "full_text", True):  # a store without BM25 says so
             paths.append("bm25")
+        if self.pages is not None and _PAGES in getattr(self.store, "multi_spaces", {}):
+            paths.append("pages")
         return tuple(paths)
 
     def search(
@@ -141,6 +148,8 @@ class Searcher:
             ranked["text"] = _floor(self.store.query("text", vector, fetch, where), min_score)
         if "bm25" in use:
             ranked["bm25"] = self._bm25(query, fetch, where)
+        if "pages" in use:
+            ranked["pages"] = self._pages(query, fetch, where)
         return {path: _tag(hits, path) for path, hits in ranked.items() if hits}
 
     def _parents(self, items: Iterable[Item]) -> dict[str, Item]:
@@ -233,6 +242,13 @@ class Searcher:
         except StoreError as exc:
             log.debug("full-text path skipped: %s", exc)
             return []
+
+    def _pages(self, query: str, fetch: int, where: Where | None) -> list[Hit]:
+        """Late-interaction hits: the query's token vectors against each page's, by MaxSim.
+        The relevance floor does not apply: MaxSim sums over query tokens, not a cosine."""
+        assert self.pages is not None and isinstance(self.store, MultiVectorStore)
+        vectors = self.pages.encode_queries([query])[0]
+        return self.store.multi_query(_PAGES, vectors, fetch, where)
 
 
 def _tag(hits: list[Hit], path: str) -> list[Hit]:

@@ -32,10 +32,11 @@ import pyarrow as pa
 from ..errors import ConfigError, StoreError
 from ..types import Hit, Item, Where
 from . import filters as F
-from .base import query_vector
+from .base import MultiSpace, query_multivector, query_vector
 from .fts import fts_query
 from .lance_ids import KnownIds
 from .lance_index import IndexPolicy, ensure_fts, optimize_table, probes_per_space
+from .lance_multi import multi_search, read_multivectors, write_multivectors
 from .lance_schema import (
     LANCE_FIELDS,
     ROW_COLUMNS,
@@ -82,8 +83,12 @@ class LanceStore:
         *,
         overwrite: bool = False,
         index_policy: IndexPolicy | None = None,
+        multi_spaces: Mapping[str, MultiSpace] | None = None,
     ) -> None:
-        """Open or create the table; ``overwrite`` drops an existing one (deliberate re-embed)."""
+        """Open or create the table; ``overwrite`` drops an existing one (deliberate re-embed).
+
+        ``multi_spaces`` adds multi-vector columns (the late-interaction capability).
+        """
         import lancedb
 
         if not spaces:
@@ -93,10 +98,11 @@ class LanceStore:
                 raise ConfigError(f"bad vector space {name!r}: {dim!r}")
         self.path = Path(path)
         self.spaces: dict[str, int] = dict(spaces)
+        self.multi_spaces: dict[str, MultiSpace] = dict(multi_spaces or {})
         self.table_name = table
         #: When optimize() builds and retrains indexes, and how far queries probe them.
         self.index_policy = index_policy if index_policy is not None else IndexPolicy()
-        self._schema = table_schema(self.spaces)
+        self._schema = table_schema(self.spaces, self.multi_spaces)
         try:
             # Every read checks for the latest version: a long-lived reader (mmrag serve) must
             # follow other processes' writes, since optimize() removes the versions it read.
@@ -112,7 +118,7 @@ class LanceStore:
         except Exception as e:
             raise StoreError(f"cannot open LanceDB table {table!r} at {self.path}: {e}") from e
         if exists:
-            check_schema(self._table.schema, self.spaces, self.path)
+            check_schema(self._table.schema, self.spaces, self.path, self.multi_spaces)
         # Ids in the table, so upsert can append fresh rows rather than merge (see KnownIds).
         self._ids = KnownIds()
         # Probes per space for the current ANN indexes; None until read. Only optimize() and
@@ -128,11 +134,15 @@ class LanceStore:
         *,
         overwrite: bool = False,
         settings: Settings | None = None,
+        multi_spaces: Mapping[str, MultiSpace] | None = None,
     ) -> Self:
         """Open table ``url.collection`` (default ``items``) in the directory ``url.location``."""
         if url.scheme != "lance":
             raise ConfigError(f"LanceStore cannot open a {url.scheme!r} store URL")
-        return cls(Path(url.location), spaces, url.collection or DEFAULT_TABLE, overwrite=overwrite)
+        table = url.collection or DEFAULT_TABLE
+        return cls(
+            Path(url.location), spaces, table, overwrite=overwrite, multi_spaces=multi_spaces
+        )
 
     def __repr__(self) -> str:
         return f"LanceStore({str(self.path)!r}, {self.table_name!r}, spaces={self.spaces})"
@@ -183,6 +193,19 @@ class LanceStore:
             self._ids.forget()
             raise StoreError(f"delete from {self.path} failed: {e}") from e
         self._ids.wrote(self._table, before, commits, removed=ids)
+
+    def set_multivectors(self, space: str, vectors: Mapping[str, np.ndarray]) -> None:
+        """Give existing items a float32 ``(tokens, dim)`` multi-vector; unknown ids are ignored."""
+        multi = self._multi(space)
+        before = self._table.version
+        try:
+            commits = write_multivectors(self._table, space, multi, vectors)
+        except ConfigError:
+            raise
+        except Exception as e:
+            self._ids.forget()
+            raise StoreError(f"writing multi-vectors into {self.path} failed: {e}") from e
+        self._ids.wrote(self._table, before, commits)
 
     def drop(self) -> None:
         """Delete every item and index and start an empty table with the same spaces."""
@@ -242,6 +265,32 @@ class LanceStore:
             return ranked_hits(run, k, rest, lambda r: 1.0 - float(r["_distance"]))
         except Exception as e:
             raise StoreError(f"vector query on {space!r} failed: {e}") from e
+
+    def multi_query(
+        self, space: str, vectors: np.ndarray, k: int, where: Where | None = None
+    ) -> list[Hit]:
+        """The ``k`` items with the highest MaxSim in multi-vector ``space`` (exact, or a
+        quantised first stage with exact rescoring; see :mod:`~mmrag.stores.lance_multi`)."""
+        q = query_multivector(self.multi_spaces, space, vectors)
+        try:
+            return multi_search(self._table, space, self.multi_spaces[space], q, k, where)
+        except Exception as e:
+            raise StoreError(f"multi-vector query on {space!r} failed: {e}") from e
+
+    def get_multivectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored multi-vectors by id; ids without one are left out."""
+        multi = self._multi(space)
+        try:
+            return read_multivectors(self._table, space, multi, ids)
+        except Exception as e:
+            raise StoreError(f"get_multivectors from {self.path} failed: {e}") from e
+
+    def _multi(self, space: str) -> MultiSpace:
+        if space not in self.multi_spaces:
+            raise ConfigError(
+                f"unknown multi-vector space {space!r}; store has {sorted(self.multi_spaces)}"
+            )
+        return self.multi_spaces[space]
 
     def text_query(self, text: str, k: int, where: Where | None = None) -> list[Hit]:
         """BM25 over item context and text; rows written since the last index build are

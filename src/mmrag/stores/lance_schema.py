@@ -4,7 +4,10 @@ One row per item, built on the shared record (:mod:`mmrag.stores.records`): the 
 fields are typed columns; the metadata keys worth filtering fast (``price``, ``category``,
 ``tags``, ``label``, ``caption``) are typed columns too, and the whole metadata dict is kept
 as JSON in ``meta`` so it round-trips exactly. Each vector space is a nullable
-fixed-size-list column ``vec_<space>``; a null vector is skipped by vector search there.
+fixed-size-list column ``vec_<space>``; a null vector is skipped by vector search there. Each
+multi-vector space is a nullable ``list<fixed_size_list<float32, dim>>`` column ``mv_<space>``
+(LanceDB's multivector type, searched by MaxSim), with its quantised codes in ``mvq_<space>``
+when the space has a first stage.
 Filters on the typed columns become SQL (:func:`split_where`); the rest are checked in
 Python on over-fetched candidates (:func:`ranked_hits`)::
 
@@ -26,6 +29,7 @@ import pyarrow as pa
 from ..errors import ConfigError, IndexError_, ModelMismatchError
 from ..types import Hit, Item, Where
 from . import filters as F
+from .base import MultiSpace
 from .fts import search_text
 from .records import item_fields, metadata_json, record_to_item
 
@@ -36,7 +40,10 @@ __all__ = [
     "VEC_PREFIX",
     "check_schema",
     "chunks",
+    "code_type",
     "ids_sql",
+    "mv_col",
+    "mvq_col",
     "ranked_hits",
     "row_to_item",
     "split_where",
@@ -82,6 +89,8 @@ LANCE_FIELDS: dict[str, F.FieldSpec] = {
 #: The columns an item is read back from (the projected metadata columns are not needed).
 ROW_COLUMNS = [f.name for f in [*_ITEM_COLUMNS, _META_JSON]]
 VEC_PREFIX = "vec_"
+MV_PREFIX = "mv_"
+MVQ_PREFIX = "mvq_"
 _ID_CHUNK = 2000  # ids per "id IN (...)" predicate; keeps SQL strings bounded
 
 
@@ -90,25 +99,65 @@ def vec_col(space: str) -> str:
     return VEC_PREFIX + space
 
 
-def table_schema(spaces: Mapping[str, int]) -> pa.Schema:
-    """The table schema for these vector spaces (name -> dimension)."""
+def mv_col(space: str) -> str:
+    """The column holding ``space``'s multi-vectors."""
+    return MV_PREFIX + space
+
+
+def mvq_col(space: str) -> str:
+    """The column holding the quantised codes of ``space``'s multi-vectors."""
+    return MVQ_PREFIX + space
+
+
+def code_type(multi: MultiSpace) -> pa.DataType:
+    """One token's code: int8 values, or the sign bits packed into bytes."""
+    if multi.first_stage == "int8":
+        return pa.list_(pa.int8(), multi.dim)
+    return pa.list_(pa.uint8(), -(-multi.dim // 8))
+
+
+def _multi_fields(multi: Mapping[str, MultiSpace]) -> list[pa.Field]:
+    fields = []
+    for space, m in multi.items():
+        fields.append(pa.field(mv_col(space), pa.list_(pa.list_(pa.float32(), m.dim))))
+        if m.first_stage != "none":
+            fields.append(pa.field(mvq_col(space), pa.list_(code_type(m))))
+    return fields
+
+
+def table_schema(
+    spaces: Mapping[str, int], multi: Mapping[str, MultiSpace] | None = None
+) -> pa.Schema:
+    """The table schema for these vector spaces (name -> dimension) and multi-vector spaces."""
     vectors = (pa.field(vec_col(s), pa.list_(pa.float32(), d)) for s, d in spaces.items())
-    return pa.schema([*_ITEM_COLUMNS, *_META_COLUMNS, _META_JSON, _SEARCH_TEXT, *vectors])
+    multivectors = _multi_fields(multi or {})
+    return pa.schema(
+        [*_ITEM_COLUMNS, *_META_COLUMNS, _META_JSON, _SEARCH_TEXT, *vectors, *multivectors]
+    )
 
 
-def check_schema(found: pa.Schema, spaces: Mapping[str, int], path: Path) -> None:
+def check_schema(
+    found: pa.Schema,
+    spaces: Mapping[str, int],
+    path: Path,
+    multi: Mapping[str, MultiSpace] | None = None,
+) -> None:
     """Raise unless an existing table at ``path`` has exactly these spaces and every column."""
     have = {
         f.name[len(VEC_PREFIX) :]: f.type.list_size
         for f in found
         if f.name.startswith(VEC_PREFIX) and pa.types.is_fixed_size_list(f.type)
     }
-    if have != dict(spaces):
+    want = table_schema(spaces, multi)
+    have_multi = {f.name: f.type for f in found if f.name.startswith((MV_PREFIX, MVQ_PREFIX))}
+    want_multi = {f.name: f.type for f in want if f.name.startswith((MV_PREFIX, MVQ_PREFIX))}
+    if have != dict(spaces) or have_multi != want_multi:
         raise ModelMismatchError(
-            f"the index at {path} has vector spaces {have}, not {dict(spaces)}: "
+            f"the index at {path} has vector spaces {have} and multi-vector columns "
+            f"{sorted(have_multi)}, not {dict(spaces)} and {sorted(want_multi)}: "
             "re-embed deliberately (drop the store) or open it with the original models"
         )
-    missing = [f.name for f in table_schema(spaces) if f.name not in found.names]
+    missing = [f.name for f in want if f.name not in found.names]
     if missing:
         raise IndexError_(f"the table at {path} lacks columns {missing}; unknown schema")
 
@@ -163,6 +212,9 @@ def to_arrow(
     )
     for space, dim in spaces.items():
         cols[vec_col(space)] = _vector_array(space, dim, vectors.get(space), len(items))
+    for field in schema:  # multi-vectors are written after the row (set_multivectors)
+        if field.name not in cols:
+            cols[field.name] = pa.nulls(len(items), field.type)
     return pa.Table.from_pydict(cols, schema=schema)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import ConfigError, DependencyError, ModelMismatchError, StoreError
 from ..types import Hit, Item, Where
 from . import filters as F
-from .base import query_vector
+from .base import MultiSpace, query_multivector, query_vector
 from .qdrant_ops import PAYLOAD_INDEXES, RetryPolicy, with_retries
 from .records import item_to_record, record_to_item
 from .url import DEFAULT_COLLECTION, StoreURL
@@ -108,6 +108,7 @@ class QdrantStore:
         *,
         overwrite: bool = False,
         location: str | None = None,
+        multi_spaces: Mapping[str, MultiSpace] | None = None,
     ) -> None:
         """Use a ``QdrantClient``, or make one from ``":memory:"``, a URL or a local path.
 
@@ -118,6 +119,8 @@ class QdrantStore:
         if not spaces:
             raise ConfigError("a store needs at least one vector space")
         self.spaces: dict[str, int] = dict(spaces)
+        #: Multi-vector (MaxSim) named vectors besides ``spaces``; see set_multivectors.
+        self.multi_spaces: dict[str, MultiSpace] = dict(multi_spaces or {})
         self.collection = collection
         if isinstance(client_or_location, (str, Path)):
             loc = self.location = str(client_or_location)
@@ -153,6 +156,7 @@ class QdrantStore:
         *,
         overwrite: bool = False,
         settings: Settings | None = None,
+        multi_spaces: Mapping[str, MultiSpace] | None = None,
     ) -> Self:
         """Open collection ``url.collection`` (default ``mmrag``) on a server or in local mode.
 
@@ -162,7 +166,14 @@ class QdrantStore:
         client = _client(url, settings)
         collection = url.collection or DEFAULT_COLLECTION
         try:
-            return cls(client, collection, spaces, overwrite=overwrite, location=url.location)
+            return cls(
+                client,
+                collection,
+                spaces,
+                overwrite=overwrite,
+                location=url.location,
+                multi_spaces=multi_spaces,
+            )
         except BaseException:
             client.close()  # local mode locks its folder until the client is closed
             raise
@@ -176,21 +187,27 @@ class QdrantStore:
 
     def _create(self) -> None:
         m = self._models
-        self._client.create_collection(
-            self.collection,
-            vectors_config={
-                s: m.VectorParams(size=d, distance=m.Distance.COSINE)
-                for s, d in self.spaces.items()
-            },
-        )
+        config = {
+            s: m.VectorParams(size=d, distance=m.Distance.COSINE) for s, d in self.spaces.items()
+        }
+        config.update({s: self._multi_params(multi) for s, multi in self.multi_spaces.items()})
+        self._client.create_collection(self.collection, vectors_config=config)
 
     def _check_spaces(self) -> None:
         params = self._client.get_collection(self.collection).config.params.vectors
         have = {name: p.size for name, p in params.items()} if isinstance(params, dict) else {}
-        if have != self.spaces:
+        multi = {
+            name: p.size
+            for name, p in (params.items() if isinstance(params, dict) else [])
+            if p.multivector_config is not None
+        }
+        want_multi = {name: m.dim for name, m in self.multi_spaces.items()}
+        have = {name: size for name, size in have.items() if name not in multi}
+        if have != self.spaces or multi != want_multi:
             raise ModelMismatchError(
-                f"Qdrant collection {self.collection!r} has vector spaces {have}, not "
-                f"{self.spaces}: re-embed deliberately (drop the store) or use the original models"
+                f"Qdrant collection {self.collection!r} has vector spaces {have} and "
+                f"multi-vector spaces {multi}, not {self.spaces} and {want_multi}: re-embed "
+                "deliberately (drop the store) or use the original models"
             )
 
     def _ensure_payload_indexes(self) -> None:
@@ -210,6 +227,115 @@ class QdrantStore:
                     self._client.create_payload_index(
                         self.collection, path, field_schema=schema(kind), wait=True
                     )
+
+    # --- multi-vectors (late interaction) ---------------------------------------------------
+
+    def _multi_params(self, multi: MultiSpace) -> Any:
+        """A MaxSim named vector; with a first stage, Qdrant's own int8/binary quantisation."""
+        m = self._models
+        quantization = None
+        if multi.first_stage == "int8":
+            quantization = m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, always_ram=True)
+            )
+        elif multi.first_stage == "binary":
+            quantization = m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))
+        return m.VectorParams(
+            size=multi.dim,
+            distance=m.Distance.COSINE,
+            multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM),
+            # No HNSW graph over single tokens: MaxSim ranks whole points, and a graph per
+            # token would cost more memory than the vectors (Qdrant's advice for rerankers).
+            hnsw_config=m.HnswConfigDiff(m=0),
+            quantization_config=quantization,
+        )
+
+    def _multi(self, space: str) -> MultiSpace:
+        if space not in self.multi_spaces:
+            raise ConfigError(
+                f"unknown multi-vector space {space!r}; store has {sorted(self.multi_spaces)}"
+            )
+        return self.multi_spaces[space]
+
+    def set_multivectors(self, space: str, vectors: Mapping[str, np.ndarray]) -> None:
+        """Give existing items a float32 ``(tokens, dim)`` multi-vector; unknown ids are ignored."""
+        multi = self._multi(space)
+        for item_id, v in vectors.items():
+            a = np.asarray(v, dtype=np.float32)
+            if a.ndim != 2 or a.shape[1] != multi.dim or len(a) == 0 or not np.isfinite(a).all():
+                raise ConfigError(
+                    f"multi-vector of {item_id!r} in {space!r} has shape {a.shape} "
+                    f"(or non-finite values); expected (tokens>0, {multi.dim})"
+                )
+        m = self._models
+        try:
+            known = {p.payload["id"] for p in self._client.retrieve(
+                self.collection, ids=[point_id(i) for i in vectors], with_payload=["id"]
+            )}  # fmt: skip
+            points = [
+                m.PointVectors(id=point_id(i), vector={space: np.asarray(v, np.float32).tolist()})
+                for i, v in vectors.items()
+                if i in known
+            ]
+            for lo in range(0, len(points), _BATCH):
+                self._client.update_vectors(self.collection, points[lo : lo + _BATCH], wait=True)
+        except Exception as e:
+            raise StoreError(f"Qdrant multi-vector update failed: {e}") from e
+
+    def get_multivectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored multi-vectors by id; ids without one are left out."""
+        self._multi(space)
+        if not ids:
+            return {}
+        try:
+            pts = self._client.retrieve(
+                self.collection,
+                ids=list({point_id(i) for i in ids}),
+                with_payload=["id"],
+                with_vectors=[space],
+            )
+        except Exception as e:
+            raise StoreError(f"Qdrant retrieve failed: {e}") from e
+        return {
+            p.payload["id"]: np.asarray(p.vector[space], dtype=np.float32)
+            for p in pts
+            if isinstance(p.vector, dict) and p.vector.get(space) is not None
+        }
+
+    def multi_query(
+        self, space: str, vectors: np.ndarray, k: int, where: Where | None = None
+    ) -> list[Hit]:
+        """The ``k`` items with the highest MaxSim in ``space`` (Qdrant's MAX_SIM comparator).
+
+        With a first stage, Qdrant searches the quantised vectors and rescores
+        ``rerank`` times more candidates on the originals (a server does; local mode is exact).
+        """
+        multi = self._multi(space)
+        q = query_multivector(self.multi_spaces, space, vectors)
+        flt = self._filter(where)
+        if k <= 0:
+            return []
+        m = self._models
+        params = None
+        if multi.first_stage != "none":
+            params = m.SearchParams(
+                quantization=m.QuantizationSearchParams(
+                    rescore=True, oversampling=float(multi.rerank)
+                )
+            )
+        try:
+            res = self._client.query_points(
+                self.collection,
+                query=q.tolist(),
+                using=space,
+                limit=k,
+                query_filter=flt,
+                search_params=params,
+                with_payload=True,
+            )
+        except Exception as e:
+            raise StoreError(f"Qdrant multi-vector query on {space!r} failed: {e}") from e
+        return [Hit(record_to_item(p.payload), float(p.score)) for p in res.points]
 
     def _filter(self, where: Where | None) -> Any:
         return F.to_qdrant_filter(F.normalize(where), self._models)
