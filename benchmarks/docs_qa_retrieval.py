@@ -212,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"indexed {report.items} items in {seconds:.1f} s "
             f"({pages_in(pdfs) / seconds:.2f} pages/s); failed {report.failed}"
         )
+        items = index.stats()["items"]  # all of them, also when an earlier run built them
         tables: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
         latency: list[float] = []
         misses: list[tuple[Question, Any]] = []
@@ -233,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"\nfused query latency: p50 {statistics.median(latency):.1f} ms, "
         f"p95 {float(np.percentile(latency, 95)):.1f} ms "
-        f"({report.items} items; load now {os.getloadavg()[0]:.2f})"
+        f"({items} items; load now {os.getloadavg()[0]:.2f})"
     )
     for q, rank in misses[: args.show_misses]:
         print(f"  miss (rank {rank}): {q.doc} p.{sorted(q.pages)}: {q.text[:100]}")
@@ -243,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     across = {row["name"]: row[5][0] for row in tables[False]}
     within5 = {row["name"]: row[5][0] for row in tables[True]}
     best_path = max(across["text"], across["bm25"])
+    best_within = max(within5["text"], within5["bm25"])
+    print(
+        "\nwithin the document: fused R@5 minus the best single path's "
+        f"{within5['fused'] - best_within:+.3f}"
+    )
     print(
         f"\nacross R@5 {across['fused']:.3f}  within R@5 {within5['fused']:.3f}  "
         f"fused-vs-best-path {across['fused'] - best_path:+.3f}"
