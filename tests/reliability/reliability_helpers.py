@@ -35,6 +35,52 @@ def make_mixed_corpus(root: Path, images: int, pdfs: int, pages: int = 3) -> Pat
     return root
 
 
+CATEGORIES = ("Shoes", "Bags", "Jackets", "Lamps")
+
+
+def make_catalogs(root: Path, catalogs: int, products: int, variants: int = 2) -> list[Path]:
+    """``catalogs`` product catalogs, each in its own folder with its photos (the first a CSV,
+    the rest JSON Lines): ``products`` priced products and ``variants`` colour variants each."""
+    import csv
+    import json
+
+    files = []
+    for c in range(catalogs):
+        folder = root / f"shop{c:02d}"
+        (folder / "img").mkdir(parents=True, exist_ok=True)
+        rows: list[dict[str, object]] = []
+        for i in range(products + variants):
+            n = c * 100 + i
+            colour = ((n * 37) % 256, (n * 91) % 256, (n * 53) % 256)
+            image = Image.new("RGB", (48 + i % 5, 40 + i % 3), colour)
+            ImageDraw.Draw(image).ellipse((6, 6, 30 + i % 9, 30), fill=(255 - colour[0], 90, 40))
+            (folder / f"img/p{i:03d}.png").write_bytes(_png(image))
+            category = CATEGORIES[n % len(CATEGORIES)]
+            row: dict[str, object] = {
+                "sku": f"S{c:02d}-{i:03d}",
+                "name": f"{category[:-1]} model {n} in colour {colour}",
+                "category": category,
+                "price": 10 + n % 90,
+                "color": ("Red", "Green", "Blue", "Black")[n % 4],
+                "description": f"Catalog {c} product {i}: a {category.lower()} item.",
+                "images": f"img/p{i:03d}.png",
+            }
+            if i >= products:  # a variant of an earlier product of this catalog
+                row = {**row, "sku": "", "parent_sku": f"S{c:02d}-{i - products:03d}"}
+            rows.append(row)
+        if c == 0:
+            path = folder / "products.csv"
+            with path.open("w", newline="") as fh:
+                writer = csv.DictWriter(fh, sorted({k for r in rows for k in r}))
+                writer.writeheader()
+                writer.writerows(rows)
+        else:
+            path = folder / "products.jsonl"
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        files.append(path)
+    return files
+
+
 def _png(image: Image.Image) -> bytes:
     import io
 
