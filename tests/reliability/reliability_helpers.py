@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -108,6 +109,34 @@ def start_index(targets: list[Path], index: Path, model: Path, **env: str) -> su
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+#: Runs ``mmrag ARGS`` in this child and prints, last, its exit code, wall time and peak
+#: memory (ru_maxrss of the child itself and of its own largest child, in MB).
+_MEASURED = """
+import json, resource, sys, time
+from mmrag.cli import main
+started = time.monotonic()
+code = main(sys.argv[1:])
+peak = lambda who: resource.getrusage(who).ru_maxrss // 1024
+print(json.dumps({"code": code, "seconds": round(time.monotonic() - started, 1),
+                  "peak_mb": peak(resource.RUSAGE_SELF),
+                  "children_peak_mb": peak(resource.RUSAGE_CHILDREN)}))
+"""
+
+
+def measured_index(
+    targets: list[Path], index: Path, model: Path, timeout: float = 300, **env: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``mmrag index TARGETS --json`` in a child: (its report, its code, time and peak RSS)."""
+    command = [sys.executable, "-c", _MEASURED, "index", *map(str, targets)]
+    command += ["--index", str(index), "--model", str(model), "--json", "--no-progress"]
+    done = subprocess.run(
+        command, env=cli_env(**env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0 and len(lines) >= 2, done.stderr[-3000:]
+    return json.loads(lines[-2]), json.loads(lines[-1])
 
 
 def report_of(process: subprocess.Popen[str], timeout: float = 300) -> dict[str, object]:
