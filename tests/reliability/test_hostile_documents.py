@@ -124,7 +124,8 @@ def test_a_pptx_zip_bomb_is_refused_before_it_is_unpacked(tmp_path: Path, tiny_c
     assert len(bomb) < 2 << 20
     (folder / "bomb.pptx").write_bytes(bomb)
     report, run = measured_index([folder], tmp_path / "idx", tiny_clip, MMRAG_WORKERS="1")
-    print(f"PPTX zip bomb: {run}")    failed = {Path(e["path"]).name: e["reason"] for e in report["errors"]}
+    print(f"PPTX zip bomb: {run}")
+    failed = {Path(e["path"]).name: e["reason"] for e in report["errors"]}
     assert set(failed) == {"bomb.pptx"} and "zip bomb" in failed["bomb.pptx"], failed
     assert "image99.png" in failed["bomb.pptx"]  # names the member, and why
     assert report["added"] == 1  # the good deck
@@ -191,7 +192,8 @@ def test_catalog_rows_with_injection_strings_are_data_or_refused_per_row(
     catalog.write_text("".join(json.dumps(row) + "\n" for row in rows))
     good = _photo(tmp_path / "good.png")
     report, run = measured_index([catalog, good], tmp_path / "idx", tiny_clip)
-    print(f"hostile catalog rows: {run}")    assert run["code"] == 3 and report["added"] == 2 and report["failed"] == 0, report
+    print(f"hostile catalog rows: {run}")
+    assert run["code"] == 3 and report["added"] == 2 and report["failed"] == 0, report
     reasons = [s["reason"] for s in report["skipped"]]
     assert len(reasons) == len(refused)  # one counted skip per refused row, each saying why
     for why in refused.values():
