@@ -1,8 +1,8 @@
 """Load on `mmrag serve`: C concurrent clients x N searches each against a 10k-item index.
 
 Run: ``PYTHONPATH=src nice -n 10 python benchmarks/serve_load.py --items 10000 --clients 32
---searches 2000``. On 2 shared cores at load 8 it served about 24 requests/s, so the full
-64,000 searches take about 45 minutes there; ``--searches 500`` is the same load, shorter.
+--searches 2000``. On 2 shared cores at load 10-24 it served about 30 requests/s, so the full
+64,000 searches take about 35 minutes there; ``--searches 500`` is the same load, shorter.
 
 It builds a text-only index (MiniLM, no CLIP) of ``--items`` short synthetic texts, starts
 ``mmrag serve`` on loopback in a child process, and runs first a baseline (one client,

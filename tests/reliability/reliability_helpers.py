@@ -112,16 +112,19 @@ def start_index(targets: list[Path], index: Path, model: Path, **env: str) -> su
 
 
 #: Runs ``mmrag ARGS`` in this child and prints, last, its exit code, wall time and peak
-#: memory (ru_maxrss of the child itself and of its own largest child, in MB).
+#: memory in MB: the child's own high-water mark (VmHWM; getrusage's ru_maxrss would also
+#: count the test process it was forked from, which Linux carries across exec) and
+#: ``ru_maxrss`` of its largest child (a decode worker).
 _MEASURED = """
 import json, resource, sys, time
 from mmrag.cli import main
 started = time.monotonic()
 code = main(sys.argv[1:])
-peak = lambda who: resource.getrusage(who).ru_maxrss // 1024
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()
 print(json.dumps({"code": code, "seconds": round(time.monotonic() - started, 1),
-                  "peak_mb": peak(resource.RUSAGE_SELF),
-                  "children_peak_mb": peak(resource.RUSAGE_CHILDREN)}))
+                  "peak_mb": int(status[0]) // 1024,
+                  "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                  // 1024}))
 """
 
 
