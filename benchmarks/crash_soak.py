@@ -1,14 +1,17 @@
 """kill -9 soak: SIGKILL `mmrag index` at random points of a long run, then compare to a clean run.
 
-Run: ``PYTHONPATH=src python benchmarks/crash_soak.py --images 400 --pdfs 20 --kills 10``.
+Run: ``PYTHONPATH=src python benchmarks/crash_soak.py --images 400 --pdfs 20 --catalogs 8
+--kills 10``.
 
-It writes a corpus of captioned PNGs and small PDFs, indexes it once without crashes (the
-baseline, in this process's child), then runs ``mmrag index`` again and again on a second
-index, killing each run (SIGKILL) at a random moment, until ``--kills`` kills landed; a last
-run finishes. It prints: kills, orphaned processes found after each kill, sources each run
-re-did, items lost, extra ids, duplicate rows, whether search results match, the peak RSS of
-any run (VmHWM, polled), wall time of the clean run against the crashed series, the CPU
-model and the load average. Uses a tiny random CLIP (mmrag.testing) and MiniLM, offline.
+It writes a corpus of captioned PNGs, small PDFs and product catalogs (JSON Lines, 20 rows with
+a photo each, in their own folders: their photos are indexed as images too), indexes it once
+without crashes (the baseline, in this process's child), then runs ``mmrag index`` again and
+again on a second index, killing each run (SIGKILL) at a random moment, until ``--kills``
+kills landed; a last run finishes. It prints: kills, orphaned processes found after each kill,
+sources each run re-did, items lost, extra ids, duplicate rows, whether search results match,
+the peak RSS of any run (VmHWM, polled), wall time of the clean run against the crashed
+series, the CPU model and the load average. Uses a tiny random CLIP (mmrag.testing) and
+MiniLM, offline.
 """
 
 from __future__ import annotations
@@ -29,17 +32,33 @@ from pathlib import Path
 from bench_common import cpu_model
 from PIL import Image, ImageDraw
 
-QUERIES = ("a red circle", "maintenance step 12", "picture 40", "document 3 page 1")
+QUERIES = ("a red circle", "maintenance step 12", "picture 40", "document 3 page 1", "Lamp 105")
 
 
 def load() -> str:
     return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus"
 
 
-def corpus(root: Path, images: int, pdfs: int) -> Path:
+def catalog(folder: Path, number: int, rows: int = 20) -> None:
+    """A JSON Lines catalog of ``rows`` priced products, each with its own photo."""
+    (folder / "img").mkdir(parents=True)
+    lines = []
+    for i in range(rows):
+        n = number * 100 + i
+        colour = ((n * 37) % 256, (n * 91) % 256, (n * 53) % 256)
+        Image.new("RGB", (48 + i % 5, 40), colour).save(folder / f"img/p{i:03d}.png")
+        kind = ("Shoe", "Bag", "Jacket", "Lamp")[n % 4]
+        row = {"sku": f"S{n}", "name": f"{kind} {n}", "category": f"{kind}s", "price": 10 + n % 90}
+        lines.append(json.dumps({**row, "images": f"img/p{i:03d}.png"}))
+    (folder / "products.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def corpus(root: Path, images: int, pdfs: int, catalogs: int = 0) -> Path:
     import pymupdf
 
     root.mkdir(parents=True)
+    for c in range(catalogs):
+        catalog(root / f"shop{c:02d}", c)
     for i in range(images):
         colour = ((i * 37) % 256, (i * 91) % 256, (i * 53) % 256)
         image = Image.new("RGB", (64 + i % 7, 48 + i % 5), (250, 250, 250))
@@ -132,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--pdfs", type=int, default=20)
+    parser.add_argument("--catalogs", type=int, default=8)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -140,7 +160,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     print(f"cpu: {cpu_model()}; {load()}")
     with tempfile.TemporaryDirectory() as tmp:
-        root = corpus(Path(tmp) / "c", args.images, args.pdfs)
+        root = corpus(Path(tmp) / "c", args.images, args.pdfs, args.catalogs)
         model = make_tiny_clip(Path(tmp) / "clip")
         started = time.perf_counter()
         clean = start(root, Path(tmp) / "clean", model)

@@ -1,13 +1,16 @@
 """Load on `mmrag serve`: C concurrent clients x N searches each against a 10k-item index.
 
-Run: ``PYTHONPATH=src python benchmarks/serve_load.py --items 10000 --clients 32 --searches 2000``.
+Run: ``PYTHONPATH=src nice -n 10 python benchmarks/serve_load.py --items 10000 --clients 32
+--searches 2000``. On 2 shared cores at load 10-24 it served about 30 requests/s, so the full
+64,000 searches take about 35 minutes there; ``--searches 500`` is the same load, shorter.
 
 It builds a text-only index (MiniLM, no CLIP) of ``--items`` short synthetic texts, starts
 ``mmrag serve`` on loopback in a child process, and runs first a baseline (one client,
 ``--baseline`` searches), then ``--clients`` threads each sending ``--searches`` searches
 with varied queries and k. It prints errors (any non-200, any transport error), p50/p99
-latency and requests/s for both, the server's peak RSS, the CPU model (/proc/cpuinfo) and
-the load average. The acceptance figure is 0 errors.
+latency and requests/s for both, the CPU seconds the server and the clients used, the
+server's peak RSS, the CPU model (/proc/cpuinfo) and the load average, with a progress line
+every minute. The acceptance figure is 0 errors.
 """
 
 from __future__ import annotations
@@ -115,7 +118,10 @@ def client(url: str, searches: int, seed: int, latencies: list[float], errors: l
             latencies.append(time.perf_counter() - started)
 
 
-def run(url: str, clients: int, searches: int) -> tuple[list[float], list[str], float]:
+def run(
+    url: str, clients: int, searches: int, every: float = 60.0
+) -> tuple[list[float], list[str], float]:
+    """``clients`` threads of ``searches`` each; a progress line every ``every`` seconds."""
     latencies: list[float] = []
     errors: list[str] = []
     threads = [
@@ -126,7 +132,15 @@ def run(url: str, clients: int, searches: int) -> tuple[list[float], list[str], 
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        while thread.is_alive():  # a long run says how far it is, so it can be judged early
+            thread.join(timeout=every)
+            if thread.is_alive():
+                elapsed = time.perf_counter() - started
+                print(
+                    f"   ... {len(latencies)}/{clients * searches} requests, {len(errors)} "
+                    f"errors, {len(latencies) / elapsed:.1f} req/s ({load()})",
+                    flush=True,
+                )
     return latencies, errors, time.perf_counter() - started
 
 
@@ -139,6 +153,12 @@ def report(name: str, latencies: list[float], errors: list[str], seconds: float)
     )
     for error in errors[:5]:
         print(f"   error: {error}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -164,9 +184,16 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}"
             report("baseline", *run(url, 1, args.baseline))
+            cpu_before, own_before = cpu_seconds(server.pid), time.process_time()
             latencies, errors, seconds = run(url, args.clients, args.searches)
             report(f"{args.clients} clients", latencies, errors, seconds)
-            print(f"server peak RSS: {peak_rss_mb(server.pid):.0f} MB")
+            server_cpu = cpu_seconds(server.pid) - cpu_before
+            clients_cpu = time.process_time() - own_before
+            print(
+                f"CPU during the load: server {server_cpu:.0f} s ({server_cpu / seconds:.2f} "
+                f"cores), clients {clients_cpu:.0f} s ({clients_cpu / seconds:.2f} cores) "
+                f"over {seconds:.0f} s; server peak RSS {peak_rss_mb(server.pid):.0f} MB"
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -22,7 +22,7 @@ from . import registry
 from .blobs import BlobStore
 from .config import Settings
 from .distributed.worker import NoStore
-from .errors import DependencyError, IndexError_, InputError, ModelMismatchError
+from .errors import AnswerError, DependencyError, IndexError_, InputError, ModelMismatchError
 from .indexer import PAGES_SPACE, Indexer, IndexReport, Progress
 from .ingest.base import Ingester
 from .ingest.catalog import catalog_mapping
@@ -292,13 +292,17 @@ class Index:
         stream: Callable[[str], None] | None = None,
     ) -> Answer:
         """Retrieve for ``question``; a model (or the offline answerer) answers with citations."""
-        from .answer.base import make_answerer
+        from .answer.base import attach_sources, make_answerer
 
         answerer = make_answerer(self.settings, model)  # fails fast on a missing key or SDK
         if images_only:
             where = {**(where or {}), "kind": sorted(VISUAL_KINDS)}
         hits = self.search(question, k=k, where=where, min_score=min_score)
-        return answerer.answer(question, hits, self.load_image, stream=stream)
+        try:
+            return answerer.answer(question, hits, self.load_image, stream=stream)
+        except AnswerError as exc:  # the answer failed, retrieval did not: keep its sources
+            attach_sources(exc, question, hits)
+            raise
 
     def get(self, ids: Sequence[str]) -> list[Item]:
         """Items by id."""

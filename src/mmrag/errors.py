@@ -12,10 +12,14 @@ exit codes and JSON::
      ├── InputError             one input (file, URL, row, page) cannot be read; names the input
      │    └── FetchError          a URL was refused or failed (scheme, private address, size, type)
      ├── StoreError             the vector store failed
-     └── AnswerError            the answering model failed (auth, rate limit, timeout, server)
+     └── AnswerError            the answering model failed (auth, rate limit, timeout, server);
+                                carries the sources retrieved for the question
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "AnswerError",
@@ -83,9 +87,22 @@ class StoreError(MmragError):
 
 
 class AnswerError(MmragError):
-    """The answering model failed. Never carries an API key."""
+    """The answering model failed. Never carries an API key.
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
+    ``sources`` are the numbered sources retrieved for the question (``answer.types.Source``,
+    typed loosely here because errors sit below the answer layer): retrieval worked, so a
+    failed answer still shows the caller where to look.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        sources: Sequence[Any] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        self.sources: tuple[Any, ...] = tuple(sources)

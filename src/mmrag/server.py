@@ -4,9 +4,10 @@ app = create_app(mmrag.open("my-index"))
 uvicorn.run(app, host="127.0.0.1", port=8000)
 
 Every error is JSON of one shape, :class:`ErrorBody` (``{"error": ..., "message": ...}``),
-with a 4xx status whenever the client is at fault, and every status a route can answer is
-in the OpenAPI schema (fuzzed against it by schemathesis in tests/reliability). With an
-API key (``MMRAG_API_KEY``) every route but ``/api/health`` needs it in ``X-API-Key``.
+with a 4xx status whenever the client is at fault (a failed answer, a 502, adds the sources
+retrieval found: :class:`AnswerErrorBody`), and every status a route can answer is in the
+OpenAPI schema (fuzzed against it by schemathesis in tests/reliability). With an API key
+(``MMRAG_API_KEY``) every route but ``/api/health`` needs it in ``X-API-Key``.
 Items and thumbnails are addressed by id or content hash only, and the latest evaluation
 report's files (``/api/report/NAME``) by a fixed name only: never by a client path.
 """
@@ -39,7 +40,7 @@ try:  # FastAPI resolves endpoint annotations at module level, so import it here
 except ImportError as exc:  # pragma: no cover - the 'server' extra is missing
     raise DependencyError("fastapi", "server", "The HTTP server") from exc
 
-__all__ = ["MAX_UPLOAD_BYTES", "AskBody", "ErrorBody", "create_app"]
+__all__ = ["MAX_UPLOAD_BYTES", "AnswerErrorBody", "AskBody", "ErrorBody", "create_app"]
 
 #: A query image upload larger than this is refused before decoding.
 MAX_UPLOAD_BYTES = 20_000_000
@@ -107,6 +108,14 @@ class ErrorBody(BaseModel):
     message: str
 
 
+class AnswerErrorBody(ErrorBody):
+    """/api/ask's 502: the answering model failed; the sources retrieval found are still here."""
+
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    #: Whether asking again may succeed (a timeout, rate limit, server error or cut stream).
+    retryable: bool = False
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for these error statuses, each an ErrorBody."""
     return {code: {"model": ErrorBody} for code in codes}
@@ -142,6 +151,14 @@ def _install_handlers(app: Any) -> None:
 
     @app.exception_handler(MmragError)
     async def _mmrag_error(_: Request, exc: MmragError) -> JSONResponse:
+        if isinstance(exc, AnswerError):  # an AnswerErrorBody: the retrieved sources too
+            body = AnswerErrorBody(
+                error=type(exc).__name__,
+                message=str(exc),
+                sources=[source.to_dict() for source in exc.sources],
+                retryable=exc.retryable,
+            )
+            return JSONResponse(body.model_dump(), status_code=_status_of(exc))
         return _error(_status_of(exc), type(exc).__name__, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
@@ -321,7 +338,9 @@ def create_app(index: Index, *, api_key: str | None = None) -> Any:
 
     ask.__annotations__["body"] = _ask_body(index)  # the models this server offers
     app.post(
-        "/api/ask", dependencies=[*guard, _only()], responses=_errors(400, 401, 409, 422, 502)
+        "/api/ask",
+        dependencies=[*guard, _only()],
+        responses={**_errors(400, 401, 409, 422), 502: {"model": AnswerErrorBody}},
     )(ask)
 
     @app.get(

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -33,6 +34,52 @@ def make_mixed_corpus(root: Path, images: int, pdfs: int, pages: int = 3) -> Pat
         doc.save(root / f"doc{d:02d}.pdf")
         doc.close()
     return root
+
+
+CATEGORIES = ("Shoes", "Bags", "Jackets", "Lamps")
+
+
+def make_catalogs(root: Path, catalogs: int, products: int, variants: int = 2) -> list[Path]:
+    """``catalogs`` product catalogs, each in its own folder with its photos (the first a CSV,
+    the rest JSON Lines): ``products`` priced products and ``variants`` colour variants each."""
+    import csv
+    import json
+
+    files = []
+    for c in range(catalogs):
+        folder = root / f"shop{c:02d}"
+        (folder / "img").mkdir(parents=True, exist_ok=True)
+        rows: list[dict[str, object]] = []
+        for i in range(products + variants):
+            n = c * 100 + i
+            colour = ((n * 37) % 256, (n * 91) % 256, (n * 53) % 256)
+            image = Image.new("RGB", (48 + i % 5, 40 + i % 3), colour)
+            ImageDraw.Draw(image).ellipse((6, 6, 30 + i % 9, 30), fill=(255 - colour[0], 90, 40))
+            (folder / f"img/p{i:03d}.png").write_bytes(_png(image))
+            category = CATEGORIES[n % len(CATEGORIES)]
+            row: dict[str, object] = {
+                "sku": f"S{c:02d}-{i:03d}",
+                "name": f"{category[:-1]} model {n} in colour {colour}",
+                "category": category,
+                "price": 10 + n % 90,
+                "color": ("Red", "Green", "Blue", "Black")[n % 4],
+                "description": f"Catalog {c} product {i}: a {category.lower()} item.",
+                "images": f"img/p{i:03d}.png",
+            }
+            if i >= products:  # a variant of an earlier product of this catalog
+                row = {**row, "sku": "", "parent_sku": f"S{c:02d}-{i - products:03d}"}
+            rows.append(row)
+        if c == 0:
+            path = folder / "products.csv"
+            with path.open("w", newline="") as fh:
+                writer = csv.DictWriter(fh, sorted({k for r in rows for k in r}))
+                writer.writeheader()
+                writer.writerows(rows)
+        else:
+            path = folder / "products.jsonl"
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        files.append(path)
+    return files
 
 
 def _png(image: Image.Image) -> bytes:
@@ -62,6 +109,37 @@ def start_index(targets: list[Path], index: Path, model: Path, **env: str) -> su
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+#: Runs ``mmrag ARGS`` in this child and prints, last, its exit code, wall time and peak
+#: memory in MB: the child's own high-water mark (VmHWM; getrusage's ru_maxrss would also
+#: count the test process it was forked from, which Linux carries across exec) and
+#: ``ru_maxrss`` of its largest child (a decode worker).
+_MEASURED = """
+import json, resource, sys, time
+from mmrag.cli import main
+started = time.monotonic()
+code = main(sys.argv[1:])
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()
+print(json.dumps({"code": code, "seconds": round(time.monotonic() - started, 1),
+                  "peak_mb": int(status[0]) // 1024,
+                  "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                  // 1024}))
+"""
+
+
+def measured_index(
+    targets: list[Path], index: Path, model: Path, timeout: float = 300, **env: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``mmrag index TARGETS --json`` in a child: (its report, its code, time and peak RSS)."""
+    command = [sys.executable, "-c", _MEASURED, "index", *map(str, targets)]
+    command += ["--index", str(index), "--model", str(model), "--json", "--no-progress"]
+    done = subprocess.run(
+        command, env=cli_env(**env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0 and len(lines) >= 2, done.stderr[-3000:]
+    return json.loads(lines[-2]), json.loads(lines[-1])
 
 
 def report_of(process: subprocess.Popen[str], timeout: float = 300) -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""kill -9 ``mmrag index`` at several points of a run of images and PDFs; searches meanwhile.
+"""kill -9 ``mmrag index`` at several points of a run of images and PDFs, and of a run of
+product catalogs (CSV and JSON Lines with their photos); searches meanwhile.
 
 After each kill: no process of the run is left, the index opens and answers. The last run
 resumes without re-embedding what was finished, and the final index equals a run without
@@ -17,6 +18,7 @@ import pytest
 from reliability_helpers import (
     alive,
     descendants,
+    make_catalogs,
     make_mixed_corpus,
     manifest_sources,
     report_of,
@@ -33,7 +35,10 @@ pytestmark = [
 pytest.importorskip("pymupdf")
 
 IMAGES, PDFS, PAGES = 160, 4, 3
+#: Catalogs of products plus variants, one photo each: two catalogs fill a flush (64 items).
+CATALOGS, PRODUCTS, VARIANTS = 16, 16, 4
 QUERIES = ("a red circle", "maintenance step 12", "picture 40", "document 3 page 1")
+CATALOG_QUERIES = ("Lamp model 103", "a bags item", "Blue jacket", "Shoe model 1504")
 #: Where each run is killed: seconds after its first batch landed in the index (None:
 #: during start-up, before any batch), so kills fall before, between and inside flushes.
 KILL_POINTS: tuple[float | None, ...] = (None, 0.0, 0.2, 0.5)
@@ -44,12 +49,17 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_mixed_corpus(tmp_path_factory.mktemp("mixed") / "c", IMAGES, PDFS, PAGES)
 
 
-def _snapshot(index_dir: Path, model: Path) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def catalogs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return make_catalogs(tmp_path_factory.mktemp("shops") / "c", CATALOGS, PRODUCTS, VARIANTS)
+
+
+def _snapshot(index_dir: Path, model: Path, queries: tuple[str, ...] = QUERIES) -> dict[str, Any]:
     """What the index holds: item ids by source, row count, search results."""
     with mmrag.open(index_dir, model=str(model), create=False) as index:
         ids = {item for record in index.manifest for item in record.items}
         searches = {
-            q: [(hit.item.id, round(hit.score, 4)) for hit in index.search(q, k=8)] for q in QUERIES
+            q: [(hit.item.id, round(hit.score, 4)) for hit in index.search(q, k=8)] for q in queries
         }
         return {
             "ids": ids,
@@ -83,31 +93,52 @@ def _kill_at(point: float | None, index_dir: Path, process: Any) -> bool:
     return True
 
 
-def test_kill_9_at_many_points_then_resume_equals_a_clean_run(
-    corpus: Path, tiny_clip: Path, tmp_path: Path
+def _crash_then_resume(
+    targets: list[Path], sources: int, queries: tuple[str, ...], model: Path, tmp_path: Path
 ) -> None:
+    """Kill a run of ``targets`` at every KILL_POINT, resume, compare with a clean run."""
     clean_dir, crashed_dir = tmp_path / "clean", tmp_path / "crashed"
-    with mmrag.open(clean_dir, model=str(tiny_clip), ocr=False, workers=2) as index:
-        clean = index.add(corpus)
-    assert clean.failed == 0 and clean.added == IMAGES + PDFS
-    kills = 0
+    with mmrag.open(clean_dir, model=str(model), ocr=False, workers=2) as index:
+        clean = index.add(targets)
+    assert clean.failed == 0 and not clean.skipped and clean.added == sources
+    kills, landed = 0, []
     for point in KILL_POINTS:
-        process = start_index([corpus], crashed_dir, tiny_clip, MMRAG_WORKERS="2")
+        process = start_index(targets, crashed_dir, model, MMRAG_WORKERS="2")
         kills += _kill_at(point, crashed_dir, process)
+        landed.append(manifest_sources(crashed_dir))
         if (crashed_dir / "index.json").exists():  # after each crash the index opens
-            state = _snapshot(crashed_dir, tiny_clip)
+            state = _snapshot(crashed_dir, model, queries)
             assert state["rows"] >= len(state["ids"]) == state["found"]
     assert kills >= 3, "the run finished before most kill points: make the corpus larger"
+    print(f"{kills} kills; sources done after each: {landed} of {sources}")  # shown with -s
     finished = manifest_sources(crashed_dir)
-    final = report_of(start_index([corpus], crashed_dir, tiny_clip, MMRAG_WORKERS="2"))
+    final = report_of(start_index(targets, crashed_dir, model, MMRAG_WORKERS="2"))
     # Resumed: what the manifest recorded as done was skipped unread, nothing re-embedded.
     assert final["unchanged"] == finished and final["updated"] == 0
-    assert final["added"] == IMAGES + PDFS - finished and final["failed"] == 0
-    want, got = _snapshot(clean_dir, tiny_clip), _snapshot(crashed_dir, tiny_clip)
+    assert final["added"] == sources - finished and final["failed"] == 0
+    want, got = _snapshot(clean_dir, model, queries), _snapshot(crashed_dir, model, queries)
     assert got["ids"] == want["ids"]  # nothing missing, nothing extra
     assert got["rows"] == want["rows"] == len(want["ids"])  # no duplicate rows
     assert got["found"] == len(want["ids"])
     assert got["searches"] == want["searches"]
+
+
+def test_kill_9_at_many_points_then_resume_equals_a_clean_run(
+    corpus: Path, tiny_clip: Path, tmp_path: Path
+) -> None:
+    _crash_then_resume([corpus], IMAGES + PDFS, QUERIES, tiny_clip, tmp_path)
+
+
+def test_kill_9_during_catalogs_then_resume_equals_a_clean_run(
+    catalogs: list[Path], tiny_clip: Path, tmp_path: Path
+) -> None:
+    # One catalog is one source (its rows land together or not at all), so the kills fall
+    # between and inside the flushes of whole catalogs, with their products and photos.
+    _crash_then_resume(catalogs, CATALOGS, CATALOG_QUERIES, tiny_clip, tmp_path)
+    with mmrag.open(tmp_path / "crashed", create=False) as index:
+        kinds = index.stats()["kinds"]
+    rows = CATALOGS * (PRODUCTS + VARIANTS)  # every product and variant, and its photo
+    assert kinds == {"product": rows, "image": rows}
 
 
 def test_a_long_lived_reader_keeps_searching_across_writer_runs(

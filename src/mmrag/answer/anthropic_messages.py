@@ -122,7 +122,11 @@ class AnthropicAnswerer:
                 return self._complete(request)
             return self._stream(request, forward)
 
-        text, usage = self._with_retries(call, lambda: "".join(emitted))
+        try:
+            text, usage = self._with_retries(call, lambda: "".join(emitted))
+        except AnswerError as exc:
+            exc.sources = prompt.sources  # retrieval worked: the caller still gets them
+            raise
         return finish(prompt, text, self.model, usage)
 
     def _complete(self, request: dict[str, Any]) -> tuple[str, Usage]:

@@ -20,11 +20,12 @@ from ..errors import AnswerError, ConfigError
 from ..types import Hit
 from .citations import cite
 from .prompt import LoadImage, Prompt, build_prompt
-from .types import Answer, Usage
+from .types import Answer, Source, Usage
 
 __all__ = [
     "Answerer",
     "Stream",
+    "attach_sources",
     "estimate_cost",
     "make_answerer",
     "prompt_for",
@@ -136,6 +137,17 @@ def prompt_for(
         image_budget=settings.image_budget,
         detail=settings.image_detail,
     )
+
+
+def attach_sources(error: AnswerError, question: str, hits: Sequence[Hit]) -> None:
+    """Give ``error`` the numbered sources for ``hits``, unless its answerer attached them.
+
+    The sources are built as the prompt numbers them, without images (no image is re-encoded
+    for an answer that failed).
+    """
+    if not error.sources:
+        sources: tuple[Source, ...] = build_prompt(question, hits, None).sources
+        error.sources = sources
 
 
 def finish(prompt: Prompt, text: str, model: str, usage: Usage) -> Answer:

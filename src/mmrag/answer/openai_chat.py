@@ -126,6 +126,7 @@ class OpenAIChatAnswerer:
         if failure is not None:
             # Raised outside the except block so the SDK error, which may quote the key from the
             # server's message, is neither the cause nor the context of ours.
+            failure.sources = prompt.sources  # retrieval worked: the caller still gets them
             raise failure
         return finish(prompt, text, self.model, usage)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..app import open_index
-from .common import EXIT_OK, index_options, parse_where, run_guarded, settings_from
+from ..errors import AnswerError
+from .common import EXIT_ERROR, EXIT_OK, index_options, parse_where, run_guarded, settings_from
 
 
 @click.command("ask")
@@ -71,14 +72,17 @@ def ask_cmd(
             click.echo(chunk, nl=False)
 
         with open_index(settings=settings, create=False) as index:
-            answer = index.ask(
-                question,
-                k=k,
-                model=answer_model,
-                where=where,
-                images_only=images_only,
-                stream=None if (as_json or no_stream) else stream,
-            )
+            try:
+                answer = index.ask(
+                    question,
+                    k=k,
+                    model=answer_model,
+                    where=where,
+                    images_only=images_only,
+                    stream=None if (as_json or no_stream) else stream,
+                )
+            except AnswerError as exc:
+                return _failed(exc, as_json, cut=bool(streamed))
         if as_json:
             click.echo(json.dumps(answer.to_dict()))
             return EXIT_OK
@@ -101,3 +105,20 @@ def ask_cmd(
         return EXIT_OK
 
     return run_guarded(as_json, body)
+
+
+def _failed(exc: AnswerError, as_json: bool, *, cut: bool) -> int:
+    """A failed answer: the error, then the sources retrieval found (exit 1)."""
+    sources = [source.to_dict() for source in exc.sources]
+    if as_json:
+        body = {"error": type(exc).__name__, "message": str(exc), "sources": sources}
+        click.echo(json.dumps({**body, "retryable": exc.retryable, "status": exc.status}))
+        return EXIT_ERROR
+    if cut:
+        click.echo()  # end the cut-off answer's line
+    click.secho(f"error: {exc}", fg="red", err=True)
+    if sources:
+        click.echo("\nSources found (no answer):")
+        for source in sources:
+            click.echo(f"  [{source['n']}] {source['label']} — {source['source']}")
+    return EXIT_ERROR

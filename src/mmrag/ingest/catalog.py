@@ -229,11 +229,13 @@ def _load_image(source: str, ref: str, settings: Settings) -> tuple[Any, str, st
         data, _ = fetch_url(location, settings)
     else:
         path = Path(source).parent / ref
-        location = str(path.resolve())
         try:
+            location = str(path.resolve())
+            if path.exists() and not path.is_file():  # a device (/dev/zero), FIFO or folder
+                raise InputError(ref, "not a regular file")
             data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(ref, f"cannot read: {exc.strerror or exc}") from None
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+            raise InputError(ref, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         image = open_image(data, ref, max_pixels=settings.max_image_pixels)
     except InputError:

@@ -29,7 +29,7 @@ from ..config import Settings
 from ..errors import ConfigError, DependencyError, InputError
 from ..models.ocr import OcrEngine
 from ..types import Item, item_id
-from .base import Extracted, Output, SourceData, each_part
+from .base import Extracted, Output, Skipped, SourceData, each_part
 from .context import SectionTracker, join_context, page_headings, pdf_identity, with_context
 from .figures import (
     IMAGE_OPS,
@@ -136,12 +136,19 @@ class PdfIngester:
         doc = open_pdf(source.data, source.name)
         try:
             state = _DocState(doc, source.filename or source.name, settings.doc_context)
+            pages = min(doc.page_count, settings.max_pdf_pages)
             yield from each_part(
                 source.name,
                 "page",
-                range(1, doc.page_count + 1),
+                range(1, pages + 1),
                 lambda number: self._page(doc, number - 1, source, settings, state),
             )
+            if doc.page_count > pages:  # bounded time and memory; the loss is counted
+                yield Skipped(
+                    source.name,
+                    f"pages {pages + 1}-{doc.page_count}",
+                    f"over the page cap of {pages} (MMRAG_MAX_PDF_PAGES)",
+                )
         finally:
             doc.close()
 

@@ -20,6 +20,7 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +48,14 @@ RENDERER_MISSING = (
 )
 
 _EMU_PER_POINT = 12700
+
+#: A deck may unpack to at most this much in all, and a member over ``_RATIO_FROM`` bytes may
+#: expand at most ``MAX_RATIO`` times (Apache POI's ZipSecureFile default). Checked on the
+#: sizes the zip declares, before anything is decompressed (LibreOffice included): Python's
+#: zipfile never returns more than a member's declared size, so a zip that lies gains nothing.
+MAX_UNPACKED_BYTES = 2 << 30
+MAX_RATIO = 100
+_RATIO_FROM = 1 << 20
 
 
 def renderer_available() -> bool:
@@ -239,11 +248,35 @@ def _open_deck(source: SourceData) -> Any:
         from pptx import Presentation
     except ImportError as exc:
         raise DependencyError("python-pptx", "pptx", "Slide deck ingestion") from exc
+    _refuse_bomb(source)
     try:
         return Presentation(io.BytesIO(source.data))
     except Exception as exc:  # PackageNotFoundError, BadZipFile, KeyError on broken parts
         reason = f"cannot open as PPTX ({type(exc).__name__}: {exc})"
         raise InputError(source.name, reason) from exc
+
+
+def _refuse_bomb(source: SourceData) -> None:
+    """InputError for a deck whose members would unpack to too much (a zip bomb)."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(source.data)).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(source.name, f"cannot open as PPTX (not a zip file: {exc})") from None
+    total = sum(member.file_size for member in members)
+    if total > MAX_UNPACKED_BYTES:
+        raise InputError(
+            source.name,
+            f"refused: its members would unpack to {total >> 20} MB "
+            f"(limit {MAX_UNPACKED_BYTES >> 20} MB): a zip bomb?",
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > _RATIO_FROM and ratio > MAX_RATIO:
+            raise InputError(
+                source.name,
+                f"refused: member {member.filename!r} would unpack {ratio:.0f}x, to "
+                f"{member.file_size >> 20} MB (limit {MAX_RATIO}x): a zip bomb?",
+            )
 
 
 def _convert_to_pdf(soffice: str, path: Path, tmp: Path, timeout: float) -> Path | str:
