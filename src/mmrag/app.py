@@ -8,12 +8,11 @@ hits = index.search("a red bicycle", k=5)
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -21,16 +20,13 @@ from PIL import Image
 from . import registry
 from .blobs import BlobStore
 from .config import Settings
-from .distributed.worker import NoStore
-from .errors import AnswerError, DependencyError, IndexError_, InputError, ModelMismatchError
+from .errors import AnswerError, IndexError_, InputError, ModelMismatchError
 from .indexer import PAGES_SPACE, Indexer, IndexReport, Progress
-from .ingest.base import Ingester
 from .ingest.catalog import catalog_mapping
 from .ingest.images import open_image
 from .lock import write_lock
 from .manifest import Manifest
 from .meta import (
-    NO_CLIP,
     SCHEMA_VERSION,
     chosen_models,
     chosen_pages,
@@ -45,10 +41,11 @@ from .retrieve import products as product_search
 from .retrieve.attributes import ParsedQuery, parse_query
 from .retrieve.duplicates import DuplicateGroup, index_duplicates
 from .retrieve.search import Searcher
-from .stores.base import MultiSpace, VectorStore
-from .stores.url import StoreURL, parse_store_url
+from .stores.base import VectorStore
+from .stores.url import parse_store_url
 from .types import VISUAL_KINDS, Hit, Item, Where
 from .where import describe_where, parse_where, resolve_documents
+from .wiring import build_encoder, ingesters, multi_spaces, store_record, worker_pipeline
 
 if TYPE_CHECKING:
     from .answer.types import Answer
@@ -324,28 +321,7 @@ class Index:
 
         Only the item's own picture: search hands a chunk's page, not the chunk.
         """
-        for data in self._image_bytes(item):
-            try:
-                image = Image.open(io.BytesIO(data))
-                image.load()
-                return image
-            except (OSError, ValueError):
-                continue
-        return None
-
-    def _image_bytes(self, item: Item) -> Iterable[bytes]:
-        if item.thumb:
-            full = self.blobs.get("full", item.thumb)
-            if full:
-                yield full
-        if item.kind == "image" and "://" not in item.source:
-            original = _read_or_none(Path(item.source))
-            if original:
-                yield original
-        if item.thumb:
-            thumb = self.blobs.get("thumb", item.thumb)
-            if thumb:
-                yield thumb
+        return self.blobs.picture_of(item)
 
     def stats(self) -> dict[str, Any]:
         """Counts by kind, sources, models and location."""
@@ -399,17 +375,7 @@ def _document_name(source: str) -> str:
     return Path(source).name
 
 
-def _read_or_none(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
 _KINDS = ("image", "page", "figure", "slide", "text", "product")
-
-
-# -- wiring ---------------------------------------------------------------------
 
 
 def open_index(
@@ -456,10 +422,10 @@ def open_index(
             "--reembed (Index: reembed=True), or use the recorded model."
         )
     mismatch = mismatch or pages_mismatch
-    clip: ImageTextEncoder | None = _build_encoder(
+    clip: ImageTextEncoder | None = build_encoder(
         registry.image_text_encoders, clip_model, settings
     )
-    text: TextEncoder = _build_encoder(registry.text_encoders, text_model, settings)
+    text: TextEncoder = build_encoder(registry.text_encoders, text_model, settings)
     spaces = {"text": text.dim}
     if clip is not None:
         spaces = {"clip": clip.dim, **spaces}
@@ -470,11 +436,11 @@ def open_index(
                 "page_first_stage": page_config["first_stage"],
             }
         )
-    pages = _build_encoder(registry.page_encoders, (page_config or {}).get("model"), settings)
+    pages = build_encoder(registry.page_encoders, (page_config or {}).get("model"), settings)
     root.mkdir(parents=True, exist_ok=True)
     factory = registry.stores.load(store_url.scheme)
     # Only an index with pages passes multi_spaces, so stores without the capability still open.
-    extra = {"multi_spaces": _multi_spaces(pages, settings)} if pages is not None else {}
+    extra = {"multi_spaces": multi_spaces(pages, settings)} if pages is not None else {}
     store: VectorStore = factory(store_url, spaces, overwrite=mismatch, settings=settings, **extra)
     new_meta: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -483,7 +449,7 @@ def open_index(
         "spaces": spaces,
         # A store given by path is recorded absolute; the default stays "lance" (under the
         # index directory, wherever it is moved).
-        "store": recorded_store(meta, _store_record(store_url, root)),
+        "store": recorded_store(meta, store_record(store_url, root)),
     }
     if page_config is not None:
         new_meta["pages"] = {**page_config, "dim": pages.dim, "space": PAGES_SPACE}
@@ -496,19 +462,6 @@ def open_index(
     return index
 
 
-def _store_record(url: StoreURL, root: Path) -> str:
-    """How ``mmrag.json`` names the store an index was created in."""
-    if url.scheme == "lance" and url.collection is None and url.location == str(root / "store"):
-        return "lance"
-    return url.absolute().to_url()
-
-
-def _multi_spaces(pages: PageEncoder, settings: Settings) -> dict[str, MultiSpace]:
-    """The store's multi-vector space for the page encoder, with its first stage."""
-    space = MultiSpace(pages.dim, settings.page_first_stage, settings.page_rerank)
-    return {PAGES_SPACE: space}
-
-
 def _assemble(
     settings: Settings,
     store: VectorStore,
@@ -519,7 +472,7 @@ def _assemble(
     """The Index over one store and its encoders, with blobs, manifest, pipeline and search."""
     blobs = BlobStore(settings.index / "blobs")
     manifest = Manifest(settings.index / "manifest.sqlite")
-    indexer = Indexer(store, blobs, manifest, clip, text, settings, _ingesters(), pages=pages)
+    indexer = Indexer(store, blobs, manifest, clip, text, settings, ingesters(), pages=pages)
     return Index(
         settings,
         store=store,
@@ -531,39 +484,6 @@ def _assemble(
         searcher=Searcher(store, clip, text, pages=pages),
         pages=pages,
     )
-
-
-def worker_pipeline(settings: Settings, blobs: BlobStore, manifest: Manifest) -> Indexer:
-    """The indexing pipeline as a Ray worker runs it: the index's models, no store.
-
-    ``settings`` are the index's (models as chosen); decoding runs inline (the cluster
-    is the parallelism) and no ONNX query tower is exported (workers answer no queries).
-    """
-    settings = settings.model_copy(update={"workers": 1, "onnx_cache": None})
-    clip_spec = None if settings.model.strip().lower() in NO_CLIP else settings.model
-    clip = _build_encoder(registry.image_text_encoders, clip_spec, settings)
-    text = _build_encoder(registry.text_encoders, settings.text_model, settings)
-    store = cast(VectorStore, NoStore())
-    return Indexer(store, blobs, manifest, clip, text, settings, _ingesters())
-
-
-def _ingesters() -> list[Ingester]:
-    """Every registered ingester whose optional dependencies are installed."""
-    found: list[Ingester] = []
-    for name in registry.ingesters.names():
-        try:
-            found.append(registry.ingesters.create(name))
-        except DependencyError as exc:
-            log.debug("%s ingestion unavailable: %s", name, exc)
-    return found
-
-
-def _build_encoder(backends: registry.Registry[Any], spec: str | None, settings: Settings) -> Any:
-    """The encoder ``[BACKEND:]MODEL`` names, from its backend's ``from_settings``."""
-    if spec is None:
-        return None
-    backend, model = backends.split(spec)
-    return backends.load(backend)(model, settings)
 
 
 def _reembed(index: Index) -> None:

@@ -24,9 +24,12 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image
+
+from .types import Item
 
 __all__ = ["FULL_SIDE", "BlobStore"]
 
@@ -82,3 +85,32 @@ class BlobStore:
     def delete(self, kind: str, key: str) -> None:
         """Remove a blob if present."""
         self.path(kind, key).unlink(missing_ok=True)
+
+    def picture_of(self, item: Item) -> Image.Image | None:
+        """The best available picture of ``item``: its full copy, its original file (an image
+        on disk), or its thumbnail; None when none of them opens."""
+        for data in self._pictures(item):
+            try:
+                image = Image.open(io.BytesIO(data))
+                image.load()
+                return image
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def _pictures(self, item: Item) -> Iterator[bytes]:
+        """Candidate bytes for :meth:`picture_of`, best first."""
+        if item.thumb and (full := self.get("full", item.thumb)):
+            yield full
+        if item.kind == "image" and "://" not in item.source and (original := _read(item.source)):
+            yield original
+        if item.thumb and (thumb := self.get("thumb", item.thumb)):
+            yield thumb
+
+
+def _read(path: str) -> bytes | None:
+    """A file's bytes, or None when it cannot be read (moved, deleted, unreadable)."""
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
