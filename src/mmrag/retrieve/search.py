@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -111,19 +110,17 @@ class Searcher:
     ) -> dict[str, list[Hit]]:
         """Each path's hits for the query, tagged with the path; paths that found none left out."""
         ranked: dict[str, list[Hit]] = {}
-        # The CLIP text tower is most of a query's time: it runs on a helper thread while
-        # this one runs the other paths (store calls stay on the calling thread).
-        clip_vector = _encode_clip_text(self.clip, query) if "clip" in use else None
+        if "clip" in use:
+            assert self.clip is not None
+            vector = self.clip.encode_texts([query])[0]
+            ranked["clip"] = _floor(self.store.query("clip", vector, fetch, where), min_score)
         if "text" in use:
             assert self.text is not None
             vector = self.text.encode([query], query=True)[0]
             ranked["text"] = _floor(self.store.query("text", vector, fetch, where), min_score)
         if "bm25" in use:
             ranked["bm25"] = self._bm25(query, fetch, where)
-        if clip_vector is not None:
-            vector = clip_vector.result()
-            ranked["clip"] = _floor(self.store.query("clip", vector, fetch, where), min_score)
-        return {path: _tag(ranked[path], path) for path in PATHS if ranked.get(path)}
+        return {path: _tag(hits, path) for path, hits in ranked.items() if hits}
 
     def _parents(self, items: Iterable[Item]) -> dict[str, Item]:
         """The hits and the parents they climb through, one batched get per level."""
@@ -211,16 +208,6 @@ class Searcher:
         except StoreError as exc:
             log.debug("full-text path skipped: %s", exc)
             return []
-
-
-#: Helper threads for CLIP text towers, one per concurrent query (the default pool size).
-_helpers = ThreadPoolExecutor(thread_name_prefix="mmrag-clip-text")
-
-
-def _encode_clip_text(clip: ImageTextEncoder | None, query: str) -> Future[np.ndarray]:
-    """The query's CLIP text vector, computed on a helper thread."""
-    assert clip is not None
-    return _helpers.submit(lambda: clip.encode_texts([query])[0])
 
 
 def _tag(hits: list[Hit], path: str) -> list[Hit]:
