@@ -95,11 +95,13 @@ def phases(index: Any, trials: int) -> None:
     """Median ms of each part of a text query, called one by one as ``Index.search`` does."""
     store, clip, text = index.store, index.clip, index.text
     parts: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = fn()
         parts.setdefault(name, []).append((time.perf_counter() - start) * 1000)
+        cpu.setdefault(name, []).append((time.process_time() - start_cpu) * 1000)
         return out
 
     for i in range(trials):
@@ -110,14 +112,16 @@ def phases(index: Any, trials: int) -> None:
         timed("store ANN text", lambda tv=tv: store.query("text", tv, 40))
         timed("store full text", lambda q=q: store.text_query(q, 40))
         timed("Index.search total", lambda q=q: index.search(q, k=10))
-    med = {name: float(np.median(ms)) for name, ms in parts.items()}
-    rest = med["Index.search total"] - sum(v for n, v in med.items() if n != "Index.search total")
-    print(
-        "(2) phases, median ms: "
-        + ", ".join(f"{name} {ms:.1f}" for name, ms in med.items())
-        + f", grouping/parents/fusion (the rest) {rest:.1f}  load {os.getloadavg()[0]:.2f}",
-        flush=True,
-    )
+    for label, table in (("wall", parts), ("CPU (all threads; load-independent)", cpu)):
+        med = {name: float(np.median(ms)) for name, ms in table.items()}
+        total = med["Index.search total"]
+        rest = total - sum(v for n, v in med.items() if n != "Index.search total")
+        print(
+            f"(2) phases at {index.store.count()} items, median {label} ms: "
+            + ", ".join(f"{name} {ms:.1f}" for name, ms in med.items())
+            + f", grouping/parents/fusion (the rest) {rest:.1f}  load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
 
 
 def in_process(root: Path, model_dir: Path, trials: int) -> None:
