@@ -7,46 +7,56 @@ Exit codes: 0 success; 1 an error (message on stderr, or JSON with --json);
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
 from .. import __version__
-from .ask_cmd import ask_cmd
-from .common import EXIT_ERROR
-from .dedup_cmd import dedup_cmd
-from .demo_cmd import demo_cmd
-from .describe_cmd import describe_cmd
-from .eval_cmd import eval_cmd
-from .index_cmds import index_cmd, stats_cmd
-from .migrate_cmd import migrate_cmd
-from .search_cmds import search_cmd, similar_cmd
-from .serve_cmd import serve_cmd
 
 __all__ = ["main"]
 
+#: Command name -> "module:attribute" in this package. A command's module is imported only
+#: when that command runs (or --help lists them): a one-shot `mmrag search` never loads the
+#: evaluation, server or indexing code.
+COMMANDS = {
+    "index": "index_cmds:index_cmd",
+    "search": "search_cmds:search_cmd",
+    "similar": "search_cmds:similar_cmd",
+    "ask": "ask_cmd:ask_cmd",
+    "stats": "index_cmds:stats_cmd",
+    "eval": "eval_cmd:eval_cmd",
+    "serve": "serve_cmd:serve_cmd",
+    "demo": "demo_cmd:demo_cmd",
+    "dedup": "dedup_cmd:dedup_cmd",
+    "describe": "describe_cmd:describe_cmd",
+    "migrate": "migrate_cmd:migrate_cmd",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported by name on first use (click's lazy pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The command names, in the order --help lists them."""
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, importing its module now; None for an unknown name."""
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mmrag")
 def cli() -> None:
     """mmrag: index images and documents, search them by text or image, ask questions."""
-
-
-for command in (
-    index_cmd,
-    search_cmd,
-    similar_cmd,
-    ask_cmd,
-    stats_cmd,
-    eval_cmd,
-    serve_cmd,
-    demo_cmd,
-    dedup_cmd,
-    describe_cmd,
-    migrate_cmd,
-):
-    cli.add_command(command)
 
 
 def _quiet_libraries() -> None:
@@ -69,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except click.exceptions.Abort:
+        from .common import EXIT_ERROR
+
         click.echo("Aborted.", err=True)
         return EXIT_ERROR
     return int(result or 0)

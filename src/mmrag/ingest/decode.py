@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError, MmragError
 from ..imaging import preprocess_image, to_rgb
+from ..models.ocr import GATE_SIDE, looks_like_text
 from ..types import content_hash
 
 __all__ = [
@@ -71,6 +72,8 @@ class DecodeTask:
     ocr: bool = False
     #: A name in ``registry.ocr_engines``; the worker builds that engine once.
     ocr_engine: str = "rapidocr"
+    #: OCR only images that look like pages, slides or screenshots (see ``looks_like_text``).
+    ocr_gate: bool = True
 
 
 @dataclass
@@ -159,23 +162,23 @@ def decode_image(
     max_pixels: int,
     ocr: bool = False,
     ocr_engine: str = "rapidocr",
+    ocr_gate: bool = True,
 ) -> DecodedImage:
-    """Decode image bytes (EXIF orientation applied) into model pixels, a thumbnail, OCR lines."""
+    """Decode image bytes (EXIF orientation applied) into model pixels, a thumbnail, OCR lines.
+
+    With ``ocr_gate`` only images that look like text (pages, slides, screenshots) are read:
+    OCR on every photo cost 5x the encoder's time per image, and found little but signs.
+    """
     image = _open_checked(data, source, max_pixels)
     fmt = str(image.format)
     width, height = image.size
     if image.getexif().get(0x0112) in (5, 6, 7, 8):  # orientations that swap the axes
         width, height = height, width
     description = embedded_description(image)
+    # The gate looks at GATE_SIDE pixels; only images it passes are decoded again for OCR.
+    ocr_need = (GATE_SIDE if ocr_gate else OCR_SIDE // 2) if ocr else 0
     try:
-        if fmt in ("JPEG", "MPO"):
-            # Decode straight at a reduced DCT scale that still covers what we need.
-            need = max(size, thumb_size, OCR_SIDE // 2 if ocr else 0)
-            image.draft("RGB", (need, need))
-        image.load()
-        # In place: the default returns a full copy even when there is nothing to rotate.
-        ImageOps.exif_transpose(image, in_place=True)
-        rgb = to_rgb(image)
+        rgb = _decoded_rgb(image, fmt, max(size, thumb_size, ocr_need))
         pixels = preprocess_image(rgb, size, draft=False)
         thumb = _thumbnail(rgb, thumb_size)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -183,14 +186,21 @@ def decode_image(
     lines: list[Any] = []
     scale = 1.0
     warnings: list[str] = []
-    if ocr:
-        page = rgb.copy()
-        page.thumbnail((OCR_SIDE, OCR_SIDE), Image.Resampling.BICUBIC)
-        scale = page.width / max(width, 1)
-        try:
-            lines = _ocr_engine(ocr_engine).read(page)
-        except MmragError as exc:  # no OCR is a lesser loss than no image
-            warnings.append(f"OCR skipped: {exc}")
+    try:
+        # The engine is built (not loaded) even for images the gate skips: a missing or
+        # unknown engine is reported on every run with OCR on, whatever the images hold.
+        engine = _ocr_engine(ocr_engine) if ocr else None
+        if engine is not None and (not ocr_gate or looks_like_text(rgb)):
+            if ocr_need < OCR_SIDE // 2 and fmt in ("JPEG", "MPO"):
+                rgb = _decoded_rgb(_open_checked(data, source, max_pixels), fmt, OCR_SIDE // 2)
+            page = rgb.copy()
+            page.thumbnail((OCR_SIDE, OCR_SIDE), Image.Resampling.BICUBIC)
+            scale = page.width / max(width, 1)
+            lines = engine.read(page)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(source, f"cannot decode image: {exc}") from None
+    except MmragError as exc:  # no OCR is a lesser loss than no image
+        warnings.append(f"OCR skipped: {exc}")
     return DecodedImage(
         source=source,
         hash=content_hash(data),
@@ -206,6 +216,17 @@ def decode_image(
     )
 
 
+def _decoded_rgb(image: Image.Image, fmt: str, need: int) -> Image.Image:
+    """The opened ``image`` decoded to RGB, EXIF orientation applied; a JPEG is decoded
+    straight at the smallest DCT scale that still covers ``need`` pixels."""
+    if fmt in ("JPEG", "MPO"):
+        image.draft("RGB", (need, need))
+    image.load()
+    # In place: the default returns a full copy even when there is nothing to rotate.
+    ImageOps.exif_transpose(image, in_place=True)
+    return to_rgb(image)
+
+
 def decode_bytes(data: bytes, task: DecodeTask) -> DecodedImage:
     """Decode image bytes (a download, say) the way ``task`` asks; raises InputError."""
     return decode_image(
@@ -216,6 +237,7 @@ def decode_bytes(data: bytes, task: DecodeTask) -> DecodedImage:
         max_pixels=task.max_pixels,
         ocr=task.ocr,
         ocr_engine=task.ocr_engine,
+        ocr_gate=task.ocr_gate,
     )
 
 

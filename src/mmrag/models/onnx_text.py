@@ -53,8 +53,12 @@ class OnnxTextTower:
         self.directory = directory
         meta = json.loads((directory / "tower.json").read_text())
         self.max_length = int(meta["max_length"])
+        #: Whether ``model.onnx`` was saved optimised (older caches hold the plain export).
+        self.optimised = bool(meta.get("optimised", False))
         self._session: Any = None
         self._tokenizer: Any = None
+        self._prepacked = False
+        self._calls = 0
         self._lock = threading.Lock()
 
     @classmethod
@@ -71,21 +75,29 @@ class OnnxTextTower:
         return cls(directory)
 
     def _load(self) -> tuple[Any, Any]:
+        """The session and tokenizer for this call.
+
+        The first call gets a session that skips weight prepacking: it starts 3-4x faster
+        (0.2 against 0.7 s for the CLIP text tower here) but runs 3x slower, which is the
+        right trade for a process that asks one query. The second call replaces it by a
+        prepacked session, which every later query in a long-lived process uses.
+        """
         with self._lock:
-            if self._session is None:
-                import onnxruntime as ort
+            self._calls += 1
+            if self._tokenizer is None:
                 from tokenizers import Tokenizer
 
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = 1  # a query: one thread beats two fighting a load
-                options.log_severity_level = 3
-                self._session = ort.InferenceSession(
-                    str(self.directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
-                )
                 tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
                 tokenizer.enable_truncation(self.max_length)
                 tokenizer.no_padding()
                 self._tokenizer = tokenizer
+            if self._session is None or (self._calls == 2 and not self._prepacked):
+                import onnxruntime as ort
+
+                self._prepacked = self._calls > 1
+                self._session = _session(
+                    ort, self.directory, optimised=self.optimised, prepack=self._prepacked
+                )
         return self._session, self._tokenizer
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -98,6 +110,32 @@ class OnnxTextTower:
             rows.append(np.asarray(out[0], dtype=np.float32))
         vecs = np.stack(rows)
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+
+def _session(
+    ort: Any, directory: Path, *, optimised: bool, prepack: bool = True, save: Path | None = None
+) -> Any:
+    """An ONNX Runtime session on the tower's ``model.onnx``.
+
+    Optimising a graph is most of a session's start-up (0.36 of 0.55 s for the CLIP text
+    tower here), which a one-shot query would pay every time; so an export saves the graph
+    already optimised (``save``; the parity check runs on that graph) and loads of an
+    ``optimised`` graph skip the step. The extended level only: the "all" level may write
+    layouts particular to this CPU, and a cache may be shared.
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # a query: one thread beats two fighting a load
+    options.log_severity_level = 3
+    if not prepack:
+        options.add_session_config_entry("session.disable_prepacking", "1")
+    level = ort.GraphOptimizationLevel
+    if optimised:
+        options.graph_optimization_level = level.ORT_DISABLE_ALL
+    elif save is not None:
+        options.graph_optimization_level = level.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(save)
+    source = str(directory / "model.onnx")
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def export_tower(
@@ -140,7 +178,8 @@ def export_tower(
                 dynamo=False,
             )
         backend.save(str(work / "tokenizer.json"))
-        (work / "tower.json").write_text(json.dumps({"max_length": max_length}))
+        _optimise(work)
+        (work / "tower.json").write_text(json.dumps({"max_length": max_length, "optimised": True}))
         got = OnnxTextTower(work).encode(_CHECK_TEXTS)
         if float(np.min(np.sum(got * reference(list(_CHECK_TEXTS)), axis=1))) < PARITY:
             return False
@@ -148,6 +187,14 @@ def export_tower(
         return True
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _optimise(work: Path) -> None:
+    """Replace ``work/model.onnx`` by its graph optimised by ONNX Runtime (see :func:`_session`)."""
+    import onnxruntime as ort
+
+    _session(ort, work, optimised=False, save=work / "model.opt.onnx")
+    os.replace(work / "model.opt.onnx", work / "model.onnx")
 
 
 def export_clip_text(source: str, max_length: int, target: Path) -> bool:

@@ -233,6 +233,8 @@ class SentenceTextEncoder:
     def release(self) -> None:
         """Free the weights; the next encode loads them again."""
         with self._lock:
+            if self._model is None:
+                return  # nothing to free; a full collection costs a one-shot query 0.05-0.1 s
             self._model = None
             gc.collect()
 
