@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,27 @@ def make_corpus(parent: Path) -> Path:
             draw_photo(colour, shape).save(path, quality=90)
             path.with_suffix(".txt").write_text(f"a {colour} {shape} on a plain background")
     return root
+
+
+def browser_dom(url: str, profile: Path) -> str:
+    """The DOM of ``url`` after its scripts ran, from Debian's headless Chromium."""
+    return subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout

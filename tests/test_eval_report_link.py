@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 import mmrag
+from conftest import browser_dom
 from mmrag.cli import main
 from mmrag.evaluate.latest import LATEST, latest_report, record_latest
 
@@ -116,26 +116,7 @@ def test_the_web_page_links_the_latest_report(
     url, index_dir, queries = served
 
     def dom() -> str:
-        return subprocess.run(
-            [
-                "chromium",
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={tmp_path / 'profile'}",
-                "--virtual-time-budget=10000",
-                "--dump-dom",
-                f"{url}/",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        ).stdout
+        return browser_dom(f"{url}/", tmp_path / "profile")
 
     (index_dir / LATEST).unlink(missing_ok=True)
     link = dom().split('id="report"', 1)[1].split(">", 1)[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 import mmrag
+from conftest import browser_dom
 
 pytestmark = pytest.mark.integration
 
@@ -162,26 +162,7 @@ def test_api_key_guards_every_route_but_health(tmp_path: Path, tiny_clip: Path) 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
 def test_the_web_page_searches_in_a_real_browser(served: tuple[str, Path], tmp_path: Path) -> None:
     url, _ = served
-    dom = subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            f"{url}/?q=a%20yellow%20circle",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    dom = browser_dom(f"{url}/?q=a%20yellow%20circle", tmp_path / "profile")
     assert 'class="card"' in dom and "results for" in dom
     first = dom.split('class="card"', 2)[1]
     assert "yellow.png" in first and "/api/thumbs/" in first

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 import mmrag
+from conftest import browser_dom
 
 pytestmark = pytest.mark.integration
 pymupdf = pytest.importorskip("pymupdf")
@@ -68,26 +68,7 @@ def test_a_page_result_carries_the_box_of_the_passage_that_found_it(served: str)
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
 def test_the_web_page_marks_the_passage_on_the_page_picture(served: str, tmp_path: Path) -> None:
-    dom = subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            f"{served}/?q=impeller%20seal%20hairline%20cracks",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    dom = browser_dom(f"{served}/?q=impeller%20seal%20hairline%20cracks", tmp_path / "profile")
     first = dom.split('class="card"', 2)[1]
     assert "manual.pdf p.2" in first
     mark = re.search(r'class="mark"[^>]*style="([^"]+)"', first)

@@ -133,3 +133,18 @@ def print_hits(hits: list[Hit], as_json: bool, extra: dict[str, Any] | None = No
 def stderr_is_tty() -> bool:
     """Whether progress bars make sense."""
     return sys.stderr.isatty()
+
+
+def progress_bar(unit: str, desc: str) -> Any:
+    """A tqdm bar on stderr fed by a ``(done, total)`` callback; call ``.close()`` when done."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit=unit, desc=desc, leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    update.close = bar.close  # type: ignore[attr-defined]
+    return update

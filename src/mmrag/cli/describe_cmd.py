@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from ..app import open_index
-from .common import EXIT_OK, EXIT_PARTIAL, index_options, run_guarded, settings_from, stderr_is_tty
+from .common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    index_options,
+    progress_bar,
+    run_guarded,
+    settings_from,
+    stderr_is_tty,
+)
 
 KINDS = ("image", "figure", "page", "slide")
 
@@ -66,7 +74,7 @@ def describe_cmd(
         options: dict[str, Any] = {"force": force, "jobs": jobs}
         if kinds:
             options["kinds"] = kinds
-        bar = None if as_json or not stderr_is_tty() else _progress_bar()
+        bar = None if as_json or not stderr_is_tty() else progress_bar("picture", "describing")
         try:
             with open_index(settings=settings_from(index_dir), create=False) as index:
                 report = index.describe(answer_model, wait=wait, progress=bar, **options)
@@ -96,18 +104,3 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
         click.secho(f"failed: {error['path']}: {error['reason']}", fg="red", err=True)
     if summary["failed"]:
         click.echo("run `mmrag describe` again to retry the failed pictures", err=True)
-
-
-def _progress_bar() -> Any:
-    """A tqdm bar on stderr, fed by the (done, total) callback."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, unit="picture", desc="describing", leave=False)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    update.close = bar.close  # type: ignore[attr-defined]
-    return update

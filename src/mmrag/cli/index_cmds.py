@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..app import IndexReport, open_index
-from .common import EXIT_OK, EXIT_PARTIAL, index_options, run_guarded, settings_from
+from .common import EXIT_OK, EXIT_PARTIAL, index_options, progress_bar, run_guarded, settings_from
 
 
 def _parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def index_cmd(
 
     def body() -> int:
         with open_index(settings=settings_from(index_dir, model), reembed=reembed) as index:
-            bar = None if (as_json or no_progress) else _progress_bar()
+            bar = None if (as_json or no_progress) else progress_bar("file", "indexing")
             report = index.add(
                 list(targets),
                 metadata=metadata,
@@ -141,21 +141,6 @@ def _print_summary(report: IndexReport, prune: bool) -> None:
             click.secho(f"warning: {warning}", fg="yellow", err=True)
     for error in report.errors:
         click.secho(f"failed: {error['path']}: {error['reason']}", fg="red", err=True)
-
-
-def _progress_bar() -> Any:
-    """A tqdm bar on stderr, fed by the indexer's (done, total) callback."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, unit="file", desc="indexing", leave=False)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    update.close = bar.close  # type: ignore[attr-defined]
-    return update
 
 
 @click.command("stats")

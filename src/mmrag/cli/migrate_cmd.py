@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ..app import MigrationReport, migrate_index
-from .common import EXIT_OK, index_options, run_guarded, settings_from
+from .common import EXIT_OK, index_options, progress_bar, run_guarded, settings_from
 
 
 @click.command("migrate")
@@ -57,7 +56,7 @@ def migrate_cmd(
 
     def body() -> int:
         settings = settings_from(index_dir)
-        bar = None if as_json else _bar()
+        bar = None if as_json else progress_bar("item", "migrating")
         try:
             report = migrate_index(
                 settings, target, batch_size=batch_size, sample=sample, wait=wait, progress=bar
@@ -88,18 +87,3 @@ def _print(report: MigrationReport) -> None:
     if report.missing_blobs:
         click.secho(f"warning: {report.missing_blobs} items point at missing blobs", fg="yellow")
     click.echo(f"the index now uses {report.target}; {report.source} was left as it was")
-
-
-def _bar() -> Any:
-    """A tqdm bar on stderr fed with (done, total)."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, unit="item", desc="migrating", leave=False)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    update.close = bar.close  # type: ignore[attr-defined]
-    return update
