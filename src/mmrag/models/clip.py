@@ -30,6 +30,7 @@ from PIL import Image, ImageOps
 from mmrag.errors import ConfigError, InputError, ModelLoadError
 from mmrag.imaging import preprocess_image
 from mmrag.models import precision as _prec
+from mmrag.models.hub import hub_reachable, looks_like_path, resolve_device
 from mmrag.models.onnx_text import OnnxTextTower, export_clip_text, model_key
 from mmrag.models.precision import PRECISIONS as _PRECISIONS
 from mmrag.models.precision import call_threads, cpu_supports_bf16, torch_dtype, torch_threads
@@ -81,15 +82,6 @@ def load_for_model(source: str | os.PathLike[str] | IO[bytes], size: int) -> np.
 # --------------------------------------------------------------------------- device & precision
 
 
-def _resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when available, else 'cpu'; anything else is used as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 # --------------------------------------------------------------------------- checkpoint files
 
 
@@ -101,42 +93,6 @@ class _Meta:
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-
-
-def _looks_like_path(model: str) -> bool:
-    """A hub id is 'name' or 'org/name'; anything else is meant as a directory."""
-    return (
-        model.startswith(("/", ".", "~"))
-        or model.count("/") > 1
-        or "\\" in model
-        or Path(model).expanduser().exists()
-    )
-
-
-_HUB_REACHABLE: bool | None = None
-
-
-def _hub_reachable() -> bool:
-    """Whether the model hub's host resolves; remembered for the process.
-
-    Without this, a machine with no network waits through huggingface_hub's
-    retries (tens of seconds) before the load fails; a failed DNS lookup
-    answers at once, so we treat it as "offline" and say so in the error.
-    """
-    global _HUB_REACHABLE
-    if _HUB_REACHABLE is None:
-        import socket
-        from urllib.parse import urlsplit
-
-        from huggingface_hub import constants
-
-        host = urlsplit(constants.ENDPOINT).hostname or "huggingface.co"
-        try:
-            socket.getaddrinfo(host, 443)
-            _HUB_REACHABLE = True
-        except OSError:
-            _HUB_REACHABLE = False
-    return _HUB_REACHABLE
 
 
 def _read_json(model: str, filename: str, *, local_dir: Path | None, network: bool) -> Any:
@@ -262,7 +218,7 @@ class ClipEncoder:
     def device(self) -> str:
         """The torch device used ('auto' resolved)."""
         if self._device is None:
-            self._device = _resolve_device(self._device_setting)
+            self._device = resolve_device(self._device_setting)
         return self._device
 
     @property
@@ -284,7 +240,7 @@ class ClipEncoder:
 
     def _local_dir(self) -> Path | None:
         """The checkpoint directory when the model is given as a path, else None (a hub id)."""
-        if not _looks_like_path(self.model_id):
+        if not looks_like_path(self.model_id):
             return None
         path = Path(self.model_id).expanduser().resolve()
         if not path.is_dir():
@@ -369,7 +325,7 @@ class ClipEncoder:
 
     def _local_only(self, local_dir: Path | None) -> bool:
         """Load from local files only: a directory, offline mode, or no reachable hub."""
-        return self.offline or local_dir is not None or not _hub_reachable()
+        return self.offline or local_dir is not None or not hub_reachable()
 
     def _load_failure(self, local_dir: Path | None, exc: Exception) -> str:
         text = str(exc).strip()
@@ -378,7 +334,7 @@ class ClipEncoder:
             where = f"from local directory {str(local_dir)!r}"
         elif self.offline:
             where = "from the Hugging Face hub cache only (offline mode: no download tried)"
-        elif not _hub_reachable():
+        elif not hub_reachable():
             where = (
                 "from the Hugging Face hub cache only (the hub's host does not resolve: no network)"
             )

@@ -30,7 +30,7 @@ from mmrag.errors import ConfigError, InputError, ModelLoadError
 from mmrag.models import precision as _prec
 
 # Shared with the CLIP encoder: how a model spec is told from a path, and the hub probe.
-from mmrag.models.clip import _hub_reachable, _looks_like_path, _resolve_device
+from mmrag.models.hub import hub_reachable, looks_like_path, resolve_device
 
 if TYPE_CHECKING:
     from mmrag.config import Settings
@@ -112,7 +112,7 @@ class PageEncoderModel:
     def device(self) -> str:
         """The torch device used ('auto' resolved)."""
         if self._device is None:
-            self._device = _resolve_device(self._device_setting)
+            self._device = resolve_device(self._device_setting)
         return self._device
 
     @property
@@ -150,7 +150,7 @@ class PageEncoderModel:
     # ------------------------------------------------------------------ loading
 
     def _local_dir(self) -> Path | None:
-        if not _looks_like_path(self.model_id):
+        if not looks_like_path(self.model_id):
             return None
         path = Path(self.model_id).expanduser().resolve()
         if not path.is_dir():
@@ -184,7 +184,7 @@ class PageEncoderModel:
 
             local = self._local_dir()
             source = str(local) if local else self.model_id
-            local_only = self.offline or local is not None or not _hub_reachable()
+            local_only = self.offline or local is not None or not hub_reachable()
             model_cls = getattr(transformers, FAMILIES[self.family])
             try:
                 model = model_cls.from_pretrained(

