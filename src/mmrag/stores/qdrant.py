@@ -277,30 +277,17 @@ class QdrantStore:
                 for i, v in vectors.items()
                 if i in known
             ]
-            for lo in range(0, len(points), _BATCH):
-                self._client.update_vectors(self.collection, points[lo : lo + _BATCH], wait=True)
+            for lo in range(0, len(points), self.batch_size):
+                batch = points[lo : lo + self.batch_size]
+                write = partial(self._client.update_vectors, self.collection, batch, wait=True)
+                with_retries(write, "multi-vector update", self.retry, self.sleep)
         except Exception as e:
             raise StoreError(f"Qdrant multi-vector update failed: {e}") from e
 
     def get_multivectors(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored multi-vectors by id; ids without one are left out."""
         self._multi(space)
-        if not ids:
-            return {}
-        try:
-            pts = self._client.retrieve(
-                self.collection,
-                ids=list({point_id(i) for i in ids}),
-                with_payload=["id"],
-                with_vectors=[space],
-            )
-        except Exception as e:
-            raise StoreError(f"Qdrant retrieve failed: {e}") from e
-        return {
-            p.payload["id"]: np.asarray(p.vector[space], dtype=np.float32)
-            for p in pts
-            if isinstance(p.vector, dict) and p.vector.get(space) is not None
-        }
+        return self._vectors_by_id(space, ids)
 
     def multi_query(
         self, space: str, vectors: np.ndarray, k: int, where: Where | None = None
@@ -442,6 +429,10 @@ class QdrantStore:
         """Stored vectors by id for one space; ids without a vector are left out."""
         if space not in self.spaces:
             raise ConfigError(f"unknown vector space {space!r}; store has {sorted(self.spaces)}")
+        return self._vectors_by_id(space, ids)
+
+    def _vectors_by_id(self, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """One named vector (single or multi) of each id that has one, as float32 arrays."""
         if not ids:
             return {}
         try:
