@@ -81,6 +81,17 @@ def parse_where(filters: tuple[str, ...]) -> Where | None:
 describe_where = app.describe_where
 
 
+#: --wait for the commands that write an index (one writer at a time: :mod:`mmrag.lock`).
+wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Another process is writing the index: wait this long for it, then give up.",
+)
+
+
 def where_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """-k, --where and --min-score."""
     func = click.option(

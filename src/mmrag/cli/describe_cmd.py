@@ -17,6 +17,7 @@ from .common import (
     run_guarded,
     settings_from,
     stderr_is_tty,
+    wait_option,
 )
 
 KINDS = ("image", "figure", "page", "slide")
@@ -48,13 +49,7 @@ KINDS = ("image", "figure", "page", "slide")
     show_default=True,
     help="Model calls in flight at once.",
 )
-@click.option(
-    "--wait",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    help="Another process is writing the index: wait this long for it, then give up.",
-)
+@wait_option
 def describe_cmd(
     index_dir: Path | None,
     as_json: bool,

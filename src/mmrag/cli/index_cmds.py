@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from ..app import IndexReport, open_index
-from .common import EXIT_OK, EXIT_PARTIAL, index_options, progress_bar, run_guarded, settings_from
+from .common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    index_options,
+    progress_bar,
+    run_guarded,
+    settings_from,
+    wait_option,
+)
 
 
 def _parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -48,14 +56,7 @@ def _parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
     metavar="FIELD=COLUMN",
     help="Catalog files: the column holding FIELD (id, name, price, image, ...).",
 )
-@click.option(
-    "--wait",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Another process is writing the index: wait this long for it, then give up.",
-)
+@wait_option
 @click.option(
     "--ray",
     "ray_address",

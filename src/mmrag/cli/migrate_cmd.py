@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..app import MigrationReport, migrate_index
-from .common import EXIT_OK, index_options, progress_bar, run_guarded, settings_from
+from .common import EXIT_OK, index_options, progress_bar, run_guarded, settings_from, wait_option
 
 
 @click.command("migrate")
@@ -31,14 +31,7 @@ from .common import EXIT_OK, index_options, progress_bar, run_guarded, settings_
     show_default=True,
     help="Items whose searches are compared on both stores at the end.",
 )
-@click.option(
-    "--wait",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Another process is writing the index: wait this long for it, then give up.",
-)
+@wait_option
 def migrate_cmd(
     target: str,
     index_dir: Path | None,
