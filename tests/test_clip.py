@@ -260,3 +260,46 @@ def test_load_for_model_names_an_unreadable_file(tmp_path: Path) -> None:
     bad.write_bytes(b"hello")
     with pytest.raises(InputError, match=r"not-an-image\.jpg"):
         load_for_model(bad, 32)
+
+
+def test_a_tokenizer_learned_from_a_corpus_keeps_its_words_whole(tmp_path: Path) -> None:
+    from mmrag.testing import make_clip_tokenizer
+
+    corpus = ["a dog runs on the beach", "a red bicycle leans on the wall"] * 50
+    learned = make_clip_tokenizer(tmp_path / "bpe", corpus=corpus, vocab_size=700)
+    byte_level = make_clip_tokenizer(tmp_path / "bytes")
+    words = learned.tokenize("a red bicycle")
+    assert words == ["a</w>", "red</w>", "bicycle</w>"]
+    assert len(byte_level.tokenize("a red bicycle")) == len("a red bicycle") - 2  # 1 per byte
+    assert learned.tokenize("xyzzy 42!") == byte_level.tokenize("xyzzy 42!")  # unseen: bytes
+    ids = learned("a red bicycle")["input_ids"]
+    assert ids[0] == len(learned) - 2 and ids[-1] == len(learned) - 1  # start/end: last ids
+
+
+def test_a_random_clip_with_a_learned_tokenizer_encodes_like_transformers(tmp_path: Path) -> None:
+    corpus = ["a dog runs on the beach", "a red bicycle leans on the wall"] * 50
+    learned_dir = make_tiny_clip(tmp_path / "learned", corpus=corpus)
+    model = CLIPModel.from_pretrained(learned_dir).eval()
+    tokenizer = CLIPTokenizer.from_pretrained(learned_dir)
+    assert model.config.text_config.vocab_size == len(tokenizer) > 514
+    batch = tokenizer(["a red bicycle"], return_tensors="pt")
+    with torch.inference_mode():
+        want = _normalised(model.get_text_features(**batch).pooler_output)
+    got = ClipEncoder(str(learned_dir), device="cpu", precision="fp32").encode_texts(
+        ["a red bicycle"]
+    )
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_model_loads_wait_for_each_other(model_dir: Path) -> None:
+    """A load sets torch's default dtype for its duration: two at once could mix dtypes."""
+    import threading
+
+    encoder = ClipEncoder(str(model_dir), device="cpu", precision="fp32")
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (encoder.encode_images(_images()[:1]), done.set()))
+    with precision_module.load_lock:  # another model is loading
+        worker.start()
+        assert not done.wait(0.5) and not encoder.loaded
+    worker.join(30)
+    assert done.is_set() and encoder.loaded
