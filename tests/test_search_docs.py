@@ -128,3 +128,46 @@ def test_a_long_question_is_not_won_by_prose_that_repeats_its_incidental_words(
     assert bm25[0].item.page == 6  # the trap is real
     hits = reports.search(question, k=3, where=where)
     assert hits[0].item.page == 4
+
+
+def test_paths_run_at_once_on_threads_with_the_same_results_as_one_by_one(
+    reports: mmrag.Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from mmrag.retrieve import search
+
+    ran_on: list[str] = []
+    path_hits = search.Searcher._path_hits
+
+    def recording(self: search.Searcher, path: str, *args: object) -> object:
+        ran_on.append(threading.current_thread().name)
+        return path_hits(self, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search.Searcher, "_path_hits", recording)
+    queries = ["What was GLOBEX's capital expenditure in FY2020?", "supply chains", "zzz qqq"]
+    results = {}
+    for cores in (1, 2):
+        monkeypatch.setattr(search, "available_cores", lambda cores=cores: cores)
+        ran_on.clear()
+        results[cores] = [
+            [(h.item.id, round(h.score, 9), h.via) for h in reports.search(q, k=8)] for q in queries
+        ]
+        on_threads = {name.startswith("mmrag-path") for name in ran_on}
+        assert on_threads == ({False} if cores == 1 else {True})
+    assert results[1] == results[2] and results[1][0]
+
+
+def test_a_failing_path_fails_the_search_from_its_thread(
+    reports: mmrag.Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmrag.errors import StoreError
+    from mmrag.retrieve import search
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise StoreError("vector query on 'text' failed: disk gone")
+
+    monkeypatch.setattr(search, "available_cores", lambda: 2)
+    monkeypatch.setattr(reports.store, "query", broken)
+    with pytest.raises(StoreError, match="disk gone"):
+        reports.search("capital expenditure", k=3)

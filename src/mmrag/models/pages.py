@@ -177,7 +177,7 @@ class PageEncoderModel:
 
     def _load(self) -> None:
         """Load weights and processor once; ModelLoadError says what was tried."""
-        with self._lock:
+        with _prec.load_lock, self._lock:
             if self._model is not None:
                 return
             import transformers

@@ -30,6 +30,7 @@ __all__ = [
     "available_cores",
     "call_threads",
     "cpu_supports_bf16",
+    "load_lock",
     "quantize_int8",
     "resolve_precision",
     "torch_dtype",
@@ -37,6 +38,10 @@ __all__ = [
 ]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+#: Held while any encoder loads its weights: ``from_pretrained(dtype=...)`` sets torch's
+#: process-wide default dtype for the duration, so a second model loading at the same time
+#: (a search runs its paths on threads) could be built in the first one's dtype.
+load_lock = threading.RLock()
 #: Calls with at most this many inputs are queries: they get one thread, since a second
 #: thread buys little on a tiny batch and spins against any other busy process.
 QUERY_BATCH = 4

@@ -143,7 +143,7 @@ class SentenceTextEncoder:
 
     def _load(self) -> Any:
         """Load the model once; ModelLoadError lists what was tried."""
-        with self._lock:
+        with _prec.load_lock, self._lock:
             if self._model is not None:
                 return self._model
             from sentence_transformers import SentenceTransformer
