@@ -23,6 +23,7 @@ from PIL import Image
 from ..errors import ConfigError, StoreError
 from ..models.base import ImageTextEncoder, PageEncoder, TextEncoder
 from ..models.precision import available_cores
+from ..sched import shorten_slices
 from ..stores.base import MultiVectorStore, VectorStore
 from ..types import Hit, Item, Where
 from .confidence import coverage
@@ -102,6 +103,7 @@ class Searcher:
         query = query.strip()
         if not query:
             raise ConfigError("empty query")
+        shorten_slices()  # prompt hand-offs between the query's threads beside busy processes
         fetch = max(_FETCH, 4 * k)
         ranked = self._run_paths(query, self._paths(paths), fetch, where, min_score)
         if not ranked:
