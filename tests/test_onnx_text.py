@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmrag.models import onnx_text
 from mmrag.models.clip import ClipEncoder
-from mmrag.models.onnx_text import PARITY
+from mmrag.models.onnx_text import INT8_AGREEMENT, PARITY
 from mmrag.models.text import SentenceTextEncoder
 from mmrag.testing import make_tiny_clip
 
@@ -77,3 +78,41 @@ def test_the_onnx_cache_can_be_turned_off_by_setting(tmp_path: Path) -> None:
     assert Settings(onnx_cache="").onnx_cache is None
     enc = ClipEncoder.from_settings(str(tmp_path), Settings(onnx_cache=str(tmp_path / "c")))
     assert enc.onnx_cache == tmp_path / "c"
+
+
+def _exported_clip(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny CLIP (wider than the default, like real towers' 512) and its exported tower."""
+    model_dir = make_tiny_clip(tmp_path / "clip", text_config={"hidden_size": 128})
+    cache = tmp_path / "onnx"
+    ClipEncoder(str(model_dir), device="cpu", precision="fp32", onnx_cache=cache).encode_texts(
+        BATCH
+    )
+    return model_dir, cache
+
+
+def test_int8_precision_quantises_the_exported_text_tower_once(tmp_path: Path) -> None:
+    model_dir, cache = _exported_clip(tmp_path)
+    fp32 = ClipEncoder(str(model_dir), device="cpu", precision="fp32", onnx_cache=cache)
+    int8 = ClipEncoder(str(model_dir), device="cpu", precision="int8", onnx_cache=cache)
+    ref, got = (np.concatenate([e.encode_texts([q]) for q in QUERIES]) for e in (fp32, int8))
+    assert not int8.loaded  # still torch-free
+    (quantised,) = cache.glob("clip-*/model.int8.onnx")
+    assert quantised.stat().st_size < (quantised.parent / "model.onnx").stat().st_size / 2
+    assert INT8_AGREEMENT <= _cosines(got, ref).min() < 1.0  # quantised: close, not equal
+    stamp = quantised.stat().st_mtime_ns
+    again = ClipEncoder(str(model_dir), device="cpu", precision="int8", onnx_cache=cache)
+    again.encode_texts(["a dog"])
+    assert quantised.stat().st_mtime_ns == stamp  # made once, then found
+
+
+def test_an_int8_tower_that_disagrees_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_dir, cache = _exported_clip(tmp_path)
+    monkeypatch.setattr(onnx_text, "INT8_AGREEMENT", 1.01)  # no quantised tower can pass
+    fp32 = ClipEncoder(str(model_dir), device="cpu", precision="fp32", onnx_cache=cache)
+    int8 = ClipEncoder(str(model_dir), device="cpu", precision="int8", onnx_cache=cache)
+    got = int8.encode_texts(["a red bicycle"])
+    assert not list(cache.glob("clip-*/model.int8.onnx"))
+    assert not [p for p in cache.glob("clip-*/.*") if p.is_file()]  # no temporary files left
+    assert _cosines(got, fp32.encode_texts(["a red bicycle"])).min() >= PARITY  # the fp32 tower
