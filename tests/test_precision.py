@@ -24,21 +24,55 @@ def test_a_batch_gets_the_cores_other_processes_leave_free(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(precision, "available_cores", lambda: 8)
-    monkeypatch.setattr(precision, "_own_cpu", lambda: 0.0)
-    monkeypatch.setattr(precision.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    monkeypatch.setattr(precision, "_others", lambda: 0.1)
     assert precision.call_threads(64) == 8
     assert precision.call_threads(64, limit=3) == 3
-    monkeypatch.setattr(precision.os, "getloadavg", lambda: (3.0, 0.0, 0.0))
+    monkeypatch.setattr(precision, "_others", lambda: 3.0)
     assert precision.call_threads(64) == 5
-    monkeypatch.setattr(precision.os, "getloadavg", lambda: (40.0, 0.0, 0.0))
+    monkeypatch.setattr(precision, "_others", lambda: 40.0)
     assert precision.call_threads(64) == 1
 
 
-def test_our_own_load_does_not_count_against_us(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(precision, "available_cores", lambda: 2)
-    monkeypatch.setattr(precision, "_own_cpu", lambda: 2.0)
-    monkeypatch.setattr(precision.os, "getloadavg", lambda: (2.0, 0.0, 0.0))
-    assert precision.call_threads(64) == 2
+def _window(
+    monkeypatch: pytest.MonkeyPatch, seconds: float, own: float, machine: float | None
+) -> float:
+    """``_others`` over a window of ``seconds`` in which this process (and its children)
+    used ``own`` CPU seconds and the whole machine ``machine`` (None: no /proc/stat)."""
+    clock = iter([(0.0, 0.0, 0.0 if machine is not None else None), (seconds, own, machine)])
+    monkeypatch.setattr(precision, "_sample", lambda children=True: next(clock))
+    monkeypatch.setattr(precision, "_last_sample", [precision._sample()])
+    return precision._others()
+
+
+def test_other_processes_load_is_read_over_the_same_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _window(monkeypatch, 1.0, own=2.0, machine=2.0) == 0.0  # all of it ours
+    assert _window(monkeypatch, 2.0, own=1.0, machine=5.0) == 2.0  # 4 s of others' in 2 s
+    # Without /proc/stat: the load average less our own use.
+    monkeypatch.setattr(precision.os, "getloadavg", lambda: (3.0, 0.0, 0.0))
+    assert _window(monkeypatch, 1.0, own=2.0, machine=None) == 1.0
+
+
+def test_child_processes_cpu_counts_as_our_own() -> None:
+    import multiprocessing
+
+    before = precision._cpu_seconds()
+    ctx = multiprocessing.get_context("spawn")
+    child = ctx.Process(target=_spin, args=(0.5,))
+    child.start()
+    child.join(30)
+    spent = precision._cpu_seconds() - before
+    assert spent >= 0.45  # the child's CPU time, once it has finished (and while it ran)
+    assert precision._cpu_seconds(children=False) < precision._cpu_seconds()
+
+
+def _spin(seconds: float) -> None:
+    import time
+
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
 
 
 def test_torch_threads_restores_the_previous_count() -> None:

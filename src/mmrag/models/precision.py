@@ -110,33 +110,79 @@ def available_cores() -> int:
 def call_threads(n_inputs: int, *, limit: int = 0) -> int:
     """torch threads for one encode call of ``n_inputs``: 1 for a query, else the free cores.
 
-    Free cores are this process's cores less the load other processes put on them:
-    the 1-minute load average less this process's own CPU use since the previous
-    call, so a batch beside a busy process does not spin against it. ``limit`` > 0 caps it.
+    Free cores are this process's cores less those other processes kept busy since the
+    previous call (:func:`_others`), so a batch beside a busy process does not spin against
+    it, and takes every core again as soon as that process stops. ``limit`` > 0 caps it.
     """
     if n_inputs <= QUERY_BATCH:
         return 1
-    cores = available_cores()
-    try:
-        others = max(0.0, os.getloadavg()[0] - _own_cpu())
-    except (AttributeError, OSError):
-        others = 0.0
-    free = max(1, cores - int(others + 0.5))
+    free = max(1, available_cores() - int(_others() + 0.5))
     return min(free, limit) if limit > 0 else free
 
 
-_last_sample = [time.monotonic(), time.process_time()]
+def _cpu_seconds(children: bool = True) -> float:
+    """CPU time of this process and of its child processes, live (the decode workers: they
+    run nicer than the encoder and yield to it, so their load is not another process's)
+    and finished."""
+    total = time.process_time()
+    if not children:
+        return total
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        import multiprocessing
+        import resource
+
+        done = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += done.ru_utime + done.ru_stime
+        tick = os.sysconf("SC_CLK_TCK")
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _busy_seconds() -> float | None:
+    """CPU time every process on the machine has used (Linux's /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+def _sample(children: bool = True) -> tuple[float, float, float | None]:
+    return time.monotonic(), _cpu_seconds(children), _busy_seconds()
+
+
+# At import there are no child processes (and multiprocessing is not imported for nothing).
+_last_sample = [_sample(children=False)]
 _sample_lock = threading.Lock()
 
 
-def _own_cpu() -> float:
-    """Cores this process kept busy since the previous call (or since import)."""
+def _others() -> float:
+    """Cores other processes kept busy since the previous call (or import).
+
+    This process's use and the machine's are read over the same window, so load that has
+    stopped does not linger (the 1-minute load average, used where /proc/stat is missing,
+    kept batches on one core for a minute after a busy process had ended).
+    """
     with _sample_lock:
-        wall, cpu = time.monotonic(), time.process_time()
-        d_wall, d_cpu = wall - _last_sample[0], cpu - _last_sample[1]
-        if d_wall > 0.5:  # too short a window says nothing
-            _last_sample[:] = [wall, cpu]
-        return d_cpu / d_wall if d_wall > 0 else 0.0
+        now = _sample()
+        wall0, own0, busy0 = _last_sample[0]
+        d_wall = now[0] - wall0
+        if d_wall > 0.5:  # too short a window says nothing: keep extending it
+            _last_sample[0] = now
+    if d_wall <= 0:
+        return 0.0
+    own = (now[1] - own0) / d_wall
+    if now[2] is not None and busy0 is not None:
+        return max(0.0, (now[2] - busy0) / d_wall - own)
+    try:
+        return max(0.0, os.getloadavg()[0] - own)
+    except (AttributeError, OSError):
+        return 0.0
 
 
 @contextlib.contextmanager
