@@ -115,4 +115,9 @@ def test_an_int8_tower_that_disagrees_is_not_kept(
     got = int8.encode_texts(["a red bicycle"])
     assert not list(cache.glob("clip-*/model.int8.onnx"))
     assert not [p for p in cache.glob("clip-*/.*") if p.is_file()]  # no temporary files left
+    assert len(list(cache.glob("clip-*/int8-refused.txt"))) == 1  # not retried per process
+    monkeypatch.setattr(onnx_text, "quantize_tower", lambda *_: pytest.fail("tried again"))
+    ClipEncoder(str(model_dir), device="cpu", precision="int8", onnx_cache=cache).encode_texts(
+        ["a dog"]
+    )
     assert _cosines(got, fp32.encode_texts(["a red bicycle"])).min() >= PARITY  # the fp32 tower

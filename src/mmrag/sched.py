@@ -10,12 +10,15 @@ a no-op::
 
     shorten_slices()          # every thread of this process not yet asked, e.g. per query
 
-``MMRAG_QUERY_SLICE_US`` sets the slice in microseconds (0 turns it off).
+It applies to every thread the process has when a query runs (a process that also indexes
+keeps its CPU share; its batches are just preempted sooner). ``MMRAG_QUERY_SLICE_US`` sets
+the slice in microseconds (0 turns it off).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import struct
@@ -38,6 +41,7 @@ def _slice_ns() -> int:
         return DEFAULT_SLICE_US * 1000
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.machine() not in _SYSCALLS:
         return None

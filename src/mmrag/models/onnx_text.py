@@ -94,7 +94,7 @@ class OnnxTextTower:
             import tokenizers  # noqa: F401
         except ImportError:
             return None
-        if int8 and not (directory / _INT8).is_file():
+        if int8 and not (directory / _INT8).is_file() and not (directory / _REFUSED).is_file():
             try:
                 agreement = quantize_tower(directory)
             except Exception as exc:  # an optimisation: the fp32 tower still answers
@@ -185,6 +185,7 @@ def _session(
 
 _FP32 = "model.onnx"
 _INT8 = "model.int8.onnx"
+_REFUSED = "int8-refused.txt"
 _QUANTIZE_LOCK = threading.Lock()
 
 
@@ -230,6 +231,8 @@ def quantize_tower(directory: Path) -> float:
             agreement = float(np.min(np.sum(fp32 * got, axis=1)))
             if agreement >= INT8_AGREEMENT:
                 os.replace(work, directory / _INT8)
+            else:  # said once: later processes do not spend seconds finding it out again
+                (directory / _REFUSED).write_text(f"int8 agreement {agreement:.5f}\n")
             return agreement
         finally:
             logging.getLogger().removeFilter(quiet)
