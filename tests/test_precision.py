@@ -54,6 +54,15 @@ def test_other_processes_load_is_read_over_the_same_window(
     assert _window(monkeypatch, 1.0, own=2.0, machine=None) == 1.0
 
 
+def test_a_stale_window_is_measured_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first call's window reaches back to import: what ran then says nothing of now."""
+    clock = iter([(0.0, 0.0, 0.0), (60.0, 10.0, 60.0), (60.2, 10.4, 60.4)])
+    monkeypatch.setattr(precision, "_sample", lambda children=True: next(clock))
+    monkeypatch.setattr(precision, "_last_sample", [precision._sample()])
+    monkeypatch.setattr(precision.time, "sleep", lambda seconds: None)
+    assert precision._others() == 0.0  # not the 50 s of others' CPU in the old 60 s window
+
+
 def test_child_processes_cpu_counts_as_our_own() -> None:
     import multiprocessing
 

@@ -159,10 +159,15 @@ def _sample(children: bool = True) -> tuple[float, float, float | None]:
 # At import there are no child processes (and multiprocessing is not imported for nothing).
 _last_sample = [_sample(children=False)]
 _sample_lock = threading.Lock()
+#: A window older than this says little about now: such a call samples afresh for _FRESH_S.
+_STALE_S = 5.0
+_FRESH_S = 0.1
 
 
 def _others() -> float:
-    """Cores other processes kept busy since the previous call (or import).
+    """Cores other processes kept busy since the previous call, or over a fresh 0.1 s when
+    that was long ago (a first call's window reaches back to import, through whatever ran
+    then: a stale 0.77 cores once put a whole run's first batch on one core).
 
     This process's use and the machine's are read over the same window, so load that has
     stopped does not linger (the 1-minute load average, used where /proc/stat is missing,
@@ -170,6 +175,10 @@ def _others() -> float:
     """
     with _sample_lock:
         now = _sample()
+        if now[0] - _last_sample[0][0] > _STALE_S:
+            _last_sample[0] = now
+            time.sleep(_FRESH_S)
+            now = _sample()
         wall0, own0, busy0 = _last_sample[0]
         d_wall = now[0] - wall0
         if d_wall > 0.5:  # too short a window says nothing: keep extending it
