@@ -44,6 +44,11 @@ PARITY = 0.9999
 #: (opt-in ``precision="int8"``; random ViT-B/32 weights gave 0.9994-0.9996 here).
 INT8_AGREEMENT = 0.999
 _log = logging.getLogger(__name__)
+#: A tower's graphs: fp32, int8 (made on first int8 use), and the mark of a refused int8 one.
+_FP32 = "model.onnx"
+_INT8 = "model.int8.onnx"
+_REFUSED = "int8-refused.txt"
+_QUANTIZE_LOCK = threading.Lock()
 _FORMAT = 1  # bump when the exported graph or its files change
 _CHECK_TEXTS = ["a red bicycle", "Quarterly revenue grew 12% to $4.1 billion in fiscal 2022."]
 
@@ -158,7 +163,7 @@ def _session(
     optimised: bool,
     prepack: bool = True,
     save: Path | None = None,
-    model: str = "model.onnx",
+    model: str = _FP32,
 ) -> Any:
     """An ONNX Runtime session on the tower's ``model.onnx``.
 
@@ -181,12 +186,6 @@ def _session(
         options.optimized_model_filepath = str(save)
     source = str(directory / model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
-_FP32 = "model.onnx"
-_INT8 = "model.int8.onnx"
-_REFUSED = "int8-refused.txt"
-_QUANTIZE_LOCK = threading.Lock()
 
 
 def quantize_tower(directory: Path) -> float:
@@ -283,7 +282,7 @@ def export_tower(
             torch.onnx.export(
                 module,
                 (ids, torch.ones_like(ids)),
-                str(work / "model.onnx"),
+                str(work / _FP32),
                 input_names=["input_ids", "attention_mask"],
                 output_names=["vectors"],
                 dynamic_axes={"input_ids": {0: "n", 1: "t"}, "attention_mask": {0: "n", 1: "t"}},
@@ -307,7 +306,7 @@ def _optimise(work: Path) -> None:
     import onnxruntime as ort
 
     _session(ort, work, optimised=False, save=work / "model.opt.onnx")
-    os.replace(work / "model.opt.onnx", work / "model.onnx")
+    os.replace(work / "model.opt.onnx", work / _FP32)
 
 
 def export_clip_text(source: str, max_length: int, target: Path) -> bool:
