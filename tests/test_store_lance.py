@@ -287,6 +287,36 @@ def test_upsert_sees_ids_written_through_another_handle(tmp_path: Path) -> None:
     assert a.count() == 3
 
 
+def test_a_reader_follows_another_handles_writes_optimize_and_its_own_drop(
+    tmp_path: Path,
+) -> None:
+    """Queries go through a second (async) handle opened at the first read: it must see
+    later writes from another process's handle, survive that handle's optimize() removing
+    the versions it read, and follow this store's own drop()."""
+    rng = np.random.default_rng(3)
+    reader = LanceStore(tmp_path, SPACES)
+    writer = LanceStore(tmp_path, SPACES)
+    vecs = unit(rng, 3, 8)
+    writer.upsert(text_items(["red kite"]), {"clip": vecs[:1]})
+    assert [h.item.id for h in reader.query("clip", vecs[0], 5)] == ["t0"]
+    assert [h.item.id for h in reader.text_query("kite", 5)] == ["t0"]
+
+    writer.upsert(text_items(["blue kite", "green boat"], start=1), {"clip": vecs[1:]})
+    writer.delete(["t0"])
+    writer.optimize()  # compacts and drops the versions the reader last read
+    assert [h.item.id for h in reader.query("clip", vecs[2], 1)] == ["t2"]
+    assert {h.item.id for h in reader.query("clip", vecs[0], 5)} == {"t1", "t2"}
+    assert [h.item.id for h in reader.text_query("kite", 5)] == ["t1"]
+    assert [it.text for it in reader.get(["t0", "t2"])] == ["green boat"]
+
+    reader.drop()
+    assert reader.query("clip", vecs[2], 5) == []
+    assert reader.text_query("boat", 5) == []
+    reader.upsert(text_items(["boat again"], start=7), {"clip": vecs[2:]})
+    assert [h.item.id for h in reader.text_query("boat", 5)] == ["t7"]
+    assert [h.item.id for h in reader.query("clip", vecs[2], 5)] == ["t7"]
+
+
 def test_optimize_below_threshold_builds_no_vector_index(tmp_path: Path) -> None:
     store = LanceStore(tmp_path, SPACES)
     store.upsert(text_items(["x"]), {"clip": unit(np.random.default_rng(0), 1, 8)})
