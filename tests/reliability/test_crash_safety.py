@@ -9,6 +9,7 @@ crashes: same ids, no duplicates, nothing missing, the same search results. A lo
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from pathlib import Path
@@ -58,9 +59,7 @@ def _snapshot(index_dir: Path, model: Path, queries: tuple[str, ...] = QUERIES) 
     """What the index holds: item ids by source, row count, search results."""
     with mmrag.open(index_dir, model=str(model), create=False) as index:
         ids = {item for record in index.manifest for item in record.items}
-        searches = {
-            q: [(hit.item.id, hit.score) for hit in index.search(q, k=8)] for q in queries
-        }
+        searches = {q: [(hit.item.id, hit.score) for hit in index.search(q, k=8)] for q in queries}
         return {
             "ids": ids,
             "rows": index.store.count(),
@@ -142,7 +141,7 @@ def _assert_same_hits(
             else:
                 assert score <= cut + tol * max(1.0, abs(cut)), (query, item, "missing")
     ranked = [wanted.get(item, found[item]) for item, _ in got]  # got's order, want's scores
-    assert all(a >= b - tol * max(1.0, abs(a)) for a, b in zip(ranked, ranked[1:])), query
+    assert all(a >= b - tol * max(1.0, abs(a)) for a, b in itertools.pairwise(ranked)), query
 
 
 def test_kill_9_at_many_points_then_resume_equals_a_clean_run(
