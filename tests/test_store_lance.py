@@ -394,3 +394,17 @@ def test_injection_attempts_match_nothing_and_leave_the_table_intact(tmp_path: P
 def test_rows_hold_the_shared_record_fields_and_the_metadata_json() -> None:
     assert [*RECORD_FIELDS[:-1], "meta"] == ROW_COLUMNS
     assert RECORD_FIELDS[-1] == "metadata"
+
+
+@pytest.mark.parametrize("k", [10, 100])  # re-ranked 2x, and just its own k (a search path's)
+def test_ann_scores_are_exact_cosines(tmp_path: Path, k: int) -> None:
+    # Without the exact re-rank LanceDB reports IVF_SQ distances off the cosine scale, and
+    # fusion and the relevance floor read these scores.
+    store, vecs = vector_store(tmp_path, 1200)
+    store.optimize()
+    assert ann_index(store) is not None
+    q = unit(np.random.default_rng(11), 1, 16)[0]
+    hits = store.query("clip", q, k)
+    exact = {f"v{i}": float(s) for i, s in enumerate(vecs @ q)}
+    assert len(hits) == k
+    assert [h.score for h in hits] == pytest.approx([exact[h.item.id] for h in hits], abs=1e-5)
