@@ -92,33 +92,26 @@ def test_torch_threads_restores_the_previous_count() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cap", "native"),
+    ("var", "cap", "native"),
     [
-        (None, True),
-        ("AVX2", False),
-        ("avx512_core", False),
-        ("AVX512_CORE_AMX", True),
-        ("ALL", True),
+        ("ONEDNN_MAX_CPU_ISA", None, True),
+        ("ONEDNN_MAX_CPU_ISA", "AVX2", False),
+        ("ONEDNN_MAX_CPU_ISA", "avx512_core", False),
+        ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX", True),
+        ("ONEDNN_MAX_CPU_ISA", "ALL", True),
+        ("DNNL_MAX_CPU_ISA", "AVX2", False),  # the cap's older name
     ],
 )
 def test_a_onednn_isa_cap_below_bf16_makes_auto_fp32(
-    monkeypatch: pytest.MonkeyPatch, cap: str | None, native: bool
+    monkeypatch: pytest.MonkeyPatch, var: str, cap: str | None, native: bool
 ) -> None:
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
-    if cap is None:
-        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    else:
-        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    if cap is not None:
+        monkeypatch.setenv(var, cap)
     assert precision.cpu_supports_bf16() is native
     assert precision.resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
-
-
-def test_the_older_dnnl_name_of_the_cap_counts_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
-    assert not precision.cpu_supports_bf16()
 
 
 def test_int8_is_cpu_only_and_unknown_precisions_are_refused() -> None:
